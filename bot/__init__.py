@@ -1,0 +1,3 @@
+"""liqbot: a typed asyncio framework for DeFi lending liquidations."""
+
+__version__ = "0.1.0"

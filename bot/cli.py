@@ -1,0 +1,58 @@
+"""The ``liqbot`` command line: one entry point, thin subcommands imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import ConfigError, LiqbotError
+
+# subcommand -> (module, help)
+COMMANDS = {
+    "devnet": ("bot.commands.devnet", "local chains: a deployed Aave V3 market and forks of it"),
+    "demo": ("bot.commands.demo", "the embedded demo on a fresh local devnet"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liqbot", description="Find and execute profitable DeFi lending liquidations."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from bot.logs import configure_logging
+
+    configure_logging(args.log_level)
+    command = importlib.import_module(args._module)
+    try:
+        return int(asyncio.run(command.run(args)) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as e:
+        print(f"liqbot: configuration error: {e}", file=sys.stderr)
+        return 2
+    except LiqbotError as e:
+        print(f"liqbot: {e}", file=sys.stderr)
+        return 1
+
+
+def default_cache_dir() -> Path:
+    return Path(".cache") / "devnet"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""``liqbot demo``: the embedded default job on a fresh local devnet.
+
+Brings up the devnet (a real Aave V3 market with seeded borrowers), prints the market and
+its positions, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--borrowers", type=int, default=200, help="borrowers to seed (default 200)"
+    )
+    parser.add_argument(
+        "--state-cache",
+        type=Path,
+        default=Path(".cache/devnet"),
+        help="devnet state cache (default .cache/devnet; 'none' disables)",
+    )
+    parser.add_argument("--top", type=int, default=15, help="riskiest positions to list")
+
+
+async def run(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.devnet.devnet import DevnetSpec, start_devnet
+    from bot.devnet.report import WAD, hf_display, read_accounts, read_reserves
+    from bot.rpc import JsonRpcClient
+
+    console = Console()
+    cache = None if str(args.state_cache) == "none" else args.state_cache
+    t0 = time.monotonic()
+    with console.status("bringing up the devnet (anvil + Aave V3 + Uniswap V2 + borrowers)…"):
+        devnet = await start_devnet(DevnetSpec(borrowers=args.borrowers), state_cache=cache)
+    try:
+        m = devnet.manifest
+        console.print(
+            f"[bold]devnet[/] {devnet.url} chain {m.chain_id}: Aave V3 pool {m.aave.pool}, "
+            f"{len(m.borrowers)} borrowers, ready in {time.monotonic() - t0:.1f}s"
+            f"{' (state cache)' if devnet.from_cache else ''}"
+        )
+        async with JsonRpcClient(devnet.url) as rpc:
+            reserves = await read_reserves(rpc, m)
+            accounts = await read_accounts(rpc, m, [b.address for b in m.borrowers])
+
+        t = Table(title="Market (Aave V3 on the devnet)")
+        for col in (
+            "asset",
+            "price $",
+            "LTV",
+            "liq. threshold",
+            "bonus",
+            "protocol fee",
+            "supplied",
+            "borrowed",
+        ):
+            t.add_column(col, justify="right")
+        for r in reserves:
+            unit = 10**r.decimals
+            t.add_row(
+                r.symbol,
+                f"{r.price_8 / 1e8:,.2f}",
+                f"{r.ltv / 100:.2f}%",
+                f"{r.liquidation_threshold / 100:.2f}%",
+                f"{r.liquidation_bonus / 100 - 100:.2f}%",
+                f"{r.protocol_fee / 100:.2f}%",
+                f"{r.total_supplied / unit:,.2f}",
+                f"{r.total_borrowed / unit:,.2f}",
+            )
+        console.print(t)
+
+        bands = [
+            (0.0, 1.0),
+            (1.0, 1.05),
+            (1.05, 1.1),
+            (1.1, 1.25),
+            (1.25, 1.5),
+            (1.5, 2.0),
+            (2.0, 1e9),
+        ]
+        h = Table(title=f"Positions by health factor ({len(accounts)} borrowers)")
+        for col in ("health factor", "positions", "collateral $", "debt $"):
+            h.add_column(col, justify="right")
+        for lo, hi in bands:
+            sel = [a for a in accounts if lo <= a.health_factor / WAD < hi]
+            label = f"< {hi:g}" if lo == 0 else f"≥ {lo:g}" if hi > 1e8 else f"{lo:g} – {hi:g}"
+            h.add_row(
+                label,
+                str(len(sel)),
+                f"{sum(a.total_collateral_base for a in sel) / 1e8:,.0f}",
+                f"{sum(a.total_debt_base for a in sel) / 1e8:,.0f}",
+            )
+        console.print(h)
+
+        risk = Table(title=f"Riskiest {args.top} positions")
+        for col in ("user", "health factor", "collateral $", "debt $"):
+            risk.add_column(col, justify="right")
+        for a in sorted(accounts, key=lambda a: a.health_factor)[: args.top]:
+            risk.add_row(
+                a.user,
+                hf_display(a.health_factor),
+                f"{a.total_collateral_base / 1e8:,.2f}",
+                f"{a.total_debt_base / 1e8:,.2f}",
+            )
+        console.print(risk)
+    finally:
+        devnet.stop()
+    console.print("devnet stopped.")
+    return 0

@@ -1,0 +1,213 @@
+"""One throttled JSON-RPC client per endpoint.
+
+Rate limit (asyncio-throttle) bounds requests per second; a semaphore bounds requests in
+flight (the throttler does not). Transport failures (timeouts, 5xx, 429, garbage) are
+retried with jittered exponential backoff; JSON-RPC errors are answers and are not.
+Batches are split into chunks the node accepts; a batch counts as one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from asyncio_throttle import Throttler
+
+from bot.errors import ExecutionReverted, RpcError, RpcTransportError
+
+log = logging.getLogger(__name__)
+
+Call = tuple[str, Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RpcSettings:
+    rate_limit_per_s: int = 0  # 0: unlimited
+    max_in_flight: int = 8
+    timeout_s: float = 30.0
+    retries: int = 4
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 8.0
+    max_batch: int = 250
+
+
+def _classify(method: str, err: dict[str, Any]) -> RpcError:
+    message = str(err.get("message", "unknown error"))
+    code = err.get("code")
+    data = err.get("data")
+    if code == 3 or "revert" in message.lower():
+        return ExecutionReverted(method, message, code=code, data=data)
+    return RpcError(method, message, code=code, data=data)
+
+
+class JsonRpcClient:
+    """Async JSON-RPC over HTTP. Use as an async context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: RpcSettings | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings or RpcSettings()
+        self._session = session
+        self._owns_session = session is None
+        self._sem = asyncio.Semaphore(self.settings.max_in_flight)
+        self._throttler = (
+            Throttler(rate_limit=self.settings.rate_limit_per_s, period=1.0)
+            if self.settings.rate_limit_per_s > 0
+            else None
+        )
+        self._ids = itertools.count(1)
+        # Per-method request counts (a batch counts each call) and HTTP round trips.
+        self.calls: Counter[str] = Counter()
+        self.round_trips = 0
+
+    async def __aenter__(self) -> JsonRpcClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+                connector=aiohttp.TCPConnector(limit=self.settings.max_in_flight),
+            )
+            self._owns_session = True
+        return self._session
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One request; raises ``RpcError`` (or a subclass) on a JSON-RPC error."""
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
+        self.calls[method] += 1
+        answer = await self._post(payload, method)
+        if not isinstance(answer, dict):
+            raise RpcTransportError(method, f"malformed answer: {str(answer)[:200]}")
+        if "error" in answer:
+            raise _classify(method, answer["error"])
+        if "result" not in answer:
+            raise RpcTransportError(method, f"answer without result: {str(answer)[:200]}")
+        return answer["result"]
+
+    async def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Many requests in JSON-RPC batches; each item is a result or an ``RpcError``.
+
+        Chunks of ``max_batch`` run concurrently within the in-flight bound.
+        """
+        size = self.settings.max_batch
+        chunks = [calls[i : i + size] for i in range(0, len(calls), size)]
+        parts = await asyncio.gather(*(self._batch_chunk(c) for c in chunks))
+        return [item for part in parts for item in part]
+
+    async def batch_strict(self, calls: Sequence[Call]) -> list[Any]:
+        """Like ``batch`` but raises the first error."""
+        results = await self.batch(calls)
+        for r in results:
+            if isinstance(r, RpcError):
+                raise r
+        return results
+
+    async def _batch_chunk(self, calls: Sequence[Call]) -> list[Any]:
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
+            for i, (m, p) in zip(ids, calls, strict=True)
+        ]
+        for m, _ in calls:
+            self.calls[m] += 1
+        label = f"batch[{len(calls)}]:{calls[0][0]}"
+        answer = await self._post(payload, label)
+        if not isinstance(answer, list):
+            if isinstance(answer, dict) and "error" in answer:
+                raise _classify(label, answer["error"])
+            raise RpcTransportError(label, f"malformed batch answer: {str(answer)[:200]}")
+        by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
+        out: list[Any] = []
+        for i, (method, _) in zip(ids, calls, strict=True):
+            a = by_id.get(i)
+            if a is None:
+                out.append(RpcTransportError(method, "missing from batch answer"))
+            elif "error" in a:
+                out.append(_classify(method, a["error"]))
+            else:
+                out.append(a.get("result"))
+        return out
+
+    async def _post(self, payload: Any, label: str) -> Any:
+        s = self.settings
+        body = json.dumps(payload, separators=(",", ":"))
+        last: Exception | None = None
+        for attempt in range(s.retries + 1):
+            retry_after: float | None = None
+            try:
+                async with self._sem:
+                    if self._throttler is not None:
+                        async with self._throttler:
+                            pass
+                    self.round_trips += 1
+                    async with self._http().post(
+                        self.url, data=body, headers={"Content-Type": "application/json"}
+                    ) as resp:
+                        text = await resp.text()
+                        if resp.status == 429 or resp.status >= 500:
+                            ra = resp.headers.get("Retry-After")
+                            retry_after = (
+                                float(ra) if ra and ra.replace(".", "", 1).isdigit() else None
+                            )
+                            raise RpcTransportError(label, f"HTTP {resp.status}: {text[:120]}")
+                        if resp.status != 200:
+                            raise RpcTransportError(label, f"HTTP {resp.status}: {text[:120]}")
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise RpcTransportError(label, f"invalid JSON answer: {e}") from e
+            except (aiohttp.ClientError, TimeoutError, RpcTransportError) as e:
+                last = e
+                if attempt == s.retries:
+                    break
+                delay = (
+                    retry_after
+                    if retry_after is not None
+                    else min(s.backoff_max_s, s.backoff_base_s * 2**attempt)
+                    * random.uniform(0.5, 1.0)
+                )
+                log.warning(
+                    "rpc retry", extra={"method": label, "attempt": attempt + 1, "error": str(e)}
+                )
+                await asyncio.sleep(delay)
+        if isinstance(last, RpcTransportError):
+            raise last
+        raise RpcTransportError(label, f"{type(last).__name__}: {last}")
+
+
+def to_int(value: str | int) -> int:
+    """Parse a JSON-RPC quantity."""
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def hex_qty(value: int) -> str:
+    return hex(value)

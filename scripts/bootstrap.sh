@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a Python venv with liqbot (+ dev tools) and the pinned npm packages
+# (anvil, Aave V3, Uniswap V2, solc). Each part re-runs only when its inputs changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "liqbot needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+command -v npm >/dev/null || { echo "liqbot needs node and npm on PATH" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "set-up: creating .venv" >&2
+  "$PYTHON" -m venv .venv
+fi
+py_stamp=.venv/.liqbot-installed
+py_want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$py_want" ]; then
+  echo "set-up: installing liqbot into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  echo "$py_want" > "$py_stamp"
+fi
+
+npm_stamp=node_modules/.liqbot-installed
+npm_want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
+  echo "set-up: installing npm packages (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$npm_want" > "$npm_stamp"
+fi
