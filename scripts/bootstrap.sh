@@ -27,7 +27,10 @@ fi
 npm_stamp=node_modules/.liqbot-installed
 npm_want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
-  echo "set-up: installing npm packages (npm ci)" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "set-up: installing npm packages" >&2
+  # Not `npm ci`: npm records only this platform's optional anvil binary in the lock and
+  # then `npm ci` rejects its own lock. `npm install` installs the locked, exactly pinned
+  # versions and leaves the lock file unchanged.
+  npm install --no-audit --no-fund --loglevel=error >&2
   echo "$npm_want" > "$npm_stamp"
 fi

@@ -109,3 +109,8 @@ def fork_scenario(fork_rpc: JsonRpcClient, manifest: Manifest, fork: AnvilProces
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def devnet_url(devnet: Devnet) -> str:
+    return devnet.url

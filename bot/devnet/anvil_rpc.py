@@ -76,7 +76,18 @@ class AnvilRpc:
 
     # -- transactions ------------------------------------------------------------------
     async def send(self, tx: Tx) -> dict[str, Any]:
-        """Send and wait for the receipt (``eth_sendTransactionSync``); raise on revert."""
+        """Send and wait for the receipt (``eth_sendTransactionSync``); raise on revert.
+
+        Without an explicit gas limit the estimate is padded: it is exact for the pending
+        state, and the block that includes the transaction can differ (a later timestamp
+        accrues interest, which can write more storage).
+        """
+        if tx.gas is None:
+            try:
+                estimate = to_int(await self.rpc.call("eth_estimateGas", [tx.params()]))
+            except RpcError as e:
+                raise DevnetError(f"{tx.label or 'transaction'} would fail: {e}") from e
+            tx = replace(tx, gas=estimate * 5 // 4 + 50_000)
         try:
             receipt: dict[str, Any] = await self.rpc.call("eth_sendTransactionSync", [tx.params()])
         except RpcError as e:

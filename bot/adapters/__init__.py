@@ -1,0 +1,1 @@
+"""Protocol adapters: pure, exact re-implementations of lending-protocol math."""
