@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    import sys
     import time
 
     from rich.console import Console
@@ -33,7 +34,8 @@ async def run(args: argparse.Namespace) -> int:
     from bot.devnet.report import WAD, hf_display, read_accounts, read_reserves
     from bot.rpc import JsonRpcClient
 
-    console = Console()
+    # Piped output (CI logs, files) gets a fixed width instead of rich's 80-column default.
+    console = Console() if sys.stdout.isatty() else Console(width=130)
     cache = None if str(args.state_cache) == "none" else args.state_cache
     t0 = time.monotonic()
     with console.status("bringing up the devnet (anvil + Aave V3 + Uniswap V2 + borrowers)…"):
