@@ -37,6 +37,7 @@ class RpcSettings:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 8.0
     max_batch: int = 250
+    max_batch_bytes: int = 2_000_000  # nodes and providers cap request bodies
 
 
 def _classify(method: str, err: dict[str, Any]) -> RpcError:
@@ -95,14 +96,12 @@ class JsonRpcClient:
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One request; raises ``RpcError`` (or a subclass) on a JSON-RPC error."""
-        payload = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": list(params),
-        }
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)},
+            separators=(",", ":"),
+        )
         self.calls[method] += 1
-        answer = await self._post(payload, method)
+        answer = await self._post(body, method)
         if not isinstance(answer, dict):
             raise RpcTransportError(method, f"malformed answer: {str(answer)[:200]}")
         if "error" in answer:
@@ -114,11 +113,27 @@ class JsonRpcClient:
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Many requests in JSON-RPC batches; each item is a result or an ``RpcError``.
 
-        Chunks of ``max_batch`` run concurrently within the in-flight bound.
+        Batches hold at most ``max_batch`` requests and ``max_batch_bytes`` of JSON, and
+        run concurrently within the in-flight bound.
         """
-        size = self.settings.max_batch
-        chunks = [calls[i : i + size] for i in range(0, len(calls), size)]
-        parts = await asyncio.gather(*(self._batch_chunk(c) for c in chunks))
+        s = self.settings
+        groups: list[list[tuple[int, str, str]]] = [[]]
+        size = 0
+        for method, params in calls:
+            rid = next(self._ids)
+            item = json.dumps(
+                {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)},
+                separators=(",", ":"),
+            )
+            if groups[-1] and (
+                len(groups[-1]) >= s.max_batch or size + len(item) > s.max_batch_bytes
+            ):
+                groups.append([])
+                size = 0
+            groups[-1].append((rid, method, item))
+            size += len(item) + 1
+            self.calls[method] += 1
+        parts = await asyncio.gather(*(self._batch_group(g) for g in groups if g))
         return [item for part in parts for item in part]
 
     async def batch_strict(self, calls: Sequence[Call]) -> list[Any]:
@@ -129,26 +144,17 @@ class JsonRpcClient:
                 raise r
         return results
 
-    async def _batch_chunk(self, calls: Sequence[Call]) -> list[Any]:
-        if not calls:
-            return []
-        ids = [next(self._ids) for _ in calls]
-        payload = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-            for i, (m, p) in zip(ids, calls, strict=True)
-        ]
-        for m, _ in calls:
-            self.calls[m] += 1
-        label = f"batch[{len(calls)}]:{calls[0][0]}"
-        answer = await self._post(payload, label)
+    async def _batch_group(self, group: list[tuple[int, str, str]]) -> list[Any]:
+        label = f"batch[{len(group)}]:{group[0][1]}"
+        answer = await self._post("[" + ",".join(item for _, _, item in group) + "]", label)
         if not isinstance(answer, list):
             if isinstance(answer, dict) and "error" in answer:
                 raise _classify(label, answer["error"])
             raise RpcTransportError(label, f"malformed batch answer: {str(answer)[:200]}")
         by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
         out: list[Any] = []
-        for i, (method, _) in zip(ids, calls, strict=True):
-            a = by_id.get(i)
+        for rid, method, _ in group:
+            a = by_id.get(rid)
             if a is None:
                 out.append(RpcTransportError(method, "missing from batch answer"))
             elif "error" in a:
@@ -157,9 +163,8 @@ class JsonRpcClient:
                 out.append(a.get("result"))
         return out
 
-    async def _post(self, payload: Any, label: str) -> Any:
+    async def _post(self, body: str, label: str) -> Any:
         s = self.settings
-        body = json.dumps(payload, separators=(",", ":"))
         last: Exception | None = None
         for attempt in range(s.retries + 1):
             retry_after: float | None = None

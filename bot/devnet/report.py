@@ -60,9 +60,14 @@ async def read_reserves(rpc: JsonRpcClient, m: Manifest) -> list[ReserveRow]:
     return rows
 
 
-async def read_accounts(rpc: JsonRpcClient, m: Manifest, users: list[str]) -> list[AccountRow]:
+async def read_accounts(
+    rpc: JsonRpcClient, m: Manifest, users: list[str], block: int | str = "latest"
+) -> list[AccountRow]:
+    """``getUserAccountData`` for each user, batched through Multicall3."""
     fn = load_abi("Pool").fn("getUserAccountData")
-    out = await Multicall(rpc, m.multicall3).read([Read(m.aave.pool, fn, (u,)) for u in users])
+    out = await Multicall(rpc, m.multicall3).read(
+        [Read(m.aave.pool, fn, (u,)) for u in users], block
+    )
     return [AccountRow(u, o[0], o[1], o[5]) for u, o in zip(users, out, strict=True)]
 
 

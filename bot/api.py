@@ -1,0 +1,117 @@
+"""The interfaces of liqbot, in one place, with the domain types they exchange.
+
+Implementations depend on these and on the shared types, never on each other: the
+indexer core drives any ``IndexedProtocol``; adapters (``bot/adapters/*``) implement it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawLog:
+    """One log as returned by ``eth_getLogs``, in its raw hex form (decoding is lazy)."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    address: str  # lower-case hex
+    topics: tuple[str, ...]  # lower-case hex, topic0 first
+    data: str  # hex with 0x
+
+    @classmethod
+    def from_json(cls, j: Mapping[str, Any]) -> RawLog:
+        return cls(
+            int(j["blockNumber"], 16),
+            j["blockHash"],
+            j["transactionHash"],
+            int(j["logIndex"], 16),
+            j["address"].lower(),
+            tuple(t.lower() for t in j["topics"]),
+            j["data"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    addresses: tuple[str, ...]
+    topics0: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A protocol event kept as history (e.g. liquidations), emitted among an adapter's
+    effects; the indexer stores it with the state it belongs to."""
+
+    block: int
+    log_index: int
+    tx: str
+    kind: str
+    payload: str  # JSON
+
+
+Row = str  # an adapter's serialized state row
+Key = tuple[str, str]  # (namespace, key)
+
+
+class IndexedProtocol(ABC):
+    """A protocol's event side: which logs to fetch and how they change its state.
+
+    State lives in the adapter, in memory, and persists as rows ``(namespace, key) → Row``
+    the indexer core stores with its checkpoint in one transaction.
+    """
+
+    name: str
+
+    @abstractmethod
+    def log_filter(self) -> LogFilter:
+        """Addresses and topic0s of every event this protocol needs."""
+
+    @abstractmethod
+    def decode(self, logs: Sequence[RawLog]) -> list[Any]:
+        """Pure: logs (in chain order) → effects, the protocol's own change records."""
+
+    @abstractmethod
+    async def resolve(self, effects: list[Any]) -> list[Any]:
+        """Complete effects that need a chain read (may return them unchanged)."""
+
+    @abstractmethod
+    def apply(self, effects: Sequence[Any]) -> set[Key]:
+        """Apply effects to the in-memory state; return the keys whose rows changed."""
+
+    @abstractmethod
+    def keys(self, effects: Sequence[Any]) -> set[Key]:
+        """The keys ``effects`` would change (to load just those rows before applying)."""
+
+    @abstractmethod
+    def rows(self, keys: Iterable[Key]) -> dict[Key, Row | None]:
+        """Current rows for ``keys`` (None: the row no longer exists)."""
+
+    @abstractmethod
+    def load(self, rows: Iterable[tuple[Key, Row]]) -> None:
+        """Replace the in-memory state with the given persisted rows."""
+
+    @abstractmethod
+    def fresh(self) -> IndexedProtocol:
+        """An empty instance with the same configuration (to apply effects to stored rows)."""
+
+
+class HeadSource(ABC):
+    """New chain heads, newest first: a subscription or polling."""
+
+    @abstractmethod
+    async def next_head(self) -> BlockRef:
+        """Wait for a head newer than the last one returned."""

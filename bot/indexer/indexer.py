@@ -1,0 +1,256 @@
+"""The protocol-agnostic indexer: backfill, follow, survive reorgs and crashes.
+
+State has two layers:
+
+* **confirmed** — blocks at least ``confirmations`` deep. Their effects are persisted
+  with the checkpoint (number + hash) in one SQLite transaction per log window.
+* **tip** — the newer blocks, kept in memory with their hashes and effects and applied to
+  the live state. A reorg inside the tip is detected by hash linkage (each new block's
+  parent hash must be the hash we hold) and rolled back by reloading the confirmed rows
+  and replaying the surviving tip. A reorg below the checkpoint is fatal (it is deeper
+  than the configured depth): the operator re-indexes with a larger depth.
+
+A restart loads the confirmed rows and resumes after the checkpoint; the tip is refetched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.api import BlockRef, EventRecord, IndexedProtocol, Key, RawLog
+from bot.errors import FatalError, RpcTransportError
+from bot.indexer.logs import LogFetcher, WindowSettings
+from bot.indexer.store import Checkpoint, Store
+from bot.rpc import JsonRpcClient, to_int
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (last block done, target block)
+
+
+class ReorgTooDeep(FatalError):
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(
+            f"chain reorganised below the persisted checkpoint {checkpoint.number}: re-index "
+            "with a larger confirmation depth"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexerSettings:
+    start_block: int  # first block to index (the market's deploy block)
+    confirmations: int = 12  # blocks kept in the in-memory tip (the reorg depth handled)
+    window: WindowSettings = field(default_factory=WindowSettings)
+
+    def __post_init__(self) -> None:
+        if self.start_block < 1:
+            raise ValueError(
+                "start_block must be >= 1 (the block before it anchors the hash chain)"
+            )
+        if self.confirmations < 0:
+            raise ValueError("confirmations must be >= 0")
+
+
+@dataclass(slots=True)
+class TipBlock:
+    ref: BlockRef
+    effects: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    head: BlockRef
+    dirty: frozenset[Key]
+    new_blocks: int
+    reorged: bool
+
+
+def _block_ref(j: dict[str, Any]) -> BlockRef:
+    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
+
+
+class Indexer:
+    def __init__(
+        self,
+        rpc: JsonRpcClient,
+        protocol: IndexedProtocol,
+        store: Store,
+        settings: IndexerSettings,
+    ) -> None:
+        self.rpc = rpc
+        self.protocol = protocol
+        self.store = store
+        self.settings = settings
+        self.fetcher = LogFetcher(rpc, protocol.log_filter(), settings.window)
+        self.tip: list[TipBlock] = []
+        self.checkpoint: Checkpoint | None = None
+        self.logs_seen = 0
+
+    # -- start-up ---------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the confirmed state and checkpoint from the store (after a restart)."""
+        self.protocol.load(self.store.load_rows())
+        self.checkpoint = self.store.checkpoint()
+        self.tip = []
+
+    @property
+    def confirmed_block(self) -> int:
+        return self.checkpoint.number if self.checkpoint else self.settings.start_block - 1
+
+    @property
+    def head(self) -> int:
+        return self.tip[-1].ref.number if self.tip else self.confirmed_block
+
+    # -- chain reads ------------------------------------------------------------------
+    async def block(self, number: int | str) -> BlockRef:
+        ref = hex(number) if isinstance(number, int) else number
+        j = await self.rpc.call("eth_getBlockByNumber", [ref, False])
+        if j is None:
+            raise RpcTransportError("eth_getBlockByNumber", f"block {number} not found")
+        return _block_ref(j)
+
+    async def latest(self) -> BlockRef:
+        return await self.block("latest")
+
+    # -- confirmed history ------------------------------------------------------------
+    async def backfill(self, to_block: int, progress: Progress | None = None) -> None:
+        """Index confirmed history up to ``to_block``, committing per log window."""
+        if self.tip:
+            raise RuntimeError("backfill runs before the tip exists")
+        start = self.confirmed_block + 1
+        async for first, last, logs in self.fetcher.chunks(start, to_block):
+            effects = await self.protocol.resolve(self.protocol.decode(logs))
+            dirty = self.protocol.apply(effects)
+            end = await self.block(last)
+            cp = Checkpoint(end.number, end.hash)
+            self.store.commit(self.protocol.rows(dirty), cp, _records(effects))
+            self.checkpoint = cp
+            self.logs_seen += len(logs)
+            log.debug("indexed", extra={"from": first, "to": last, "logs": len(logs)})
+            if progress:
+                progress(last, to_block)
+
+    # -- following the head -----------------------------------------------------------
+    async def sync(self, head: int | None = None, progress: Progress | None = None) -> SyncReport:
+        """Bring the live state to ``head`` (default: latest); returns what changed."""
+        target = head if head is not None else (await self.latest()).number
+        confirm_to = target - self.settings.confirmations
+        dirty: set[Key] = set()
+        reorged = False
+        if self.tip and target - self.head > 2 * self.settings.confirmations:
+            # Far behind (a stall or downtime): confirm what is still canonical of the
+            # tip, then catch up with windowed backfill rather than one huge batch.
+            fork = await self._fork_point()
+            if fork < self.head:
+                dirty |= await self._rollback(fork)
+                reorged = True
+            self._confirm(min(self.head, confirm_to))
+        if not self.tip and self.confirmed_block < confirm_to:
+            await self.backfill(confirm_to, progress)
+        for _attempt in range(self.settings.confirmations + 2):
+            try:
+                new, d = await self._extend_tip(target)
+                dirty |= d
+                break
+            except _Reorg as r:
+                dirty |= await self._rollback(r.fork_point)
+                reorged = True
+        else:
+            raise RpcTransportError("sync", "the chain kept reorganising; giving up this head")
+        self._confirm(confirm_to)
+        return SyncReport(
+            self.tip[-1].ref if self.tip else await self.block(self.confirmed_block),
+            frozenset(dirty),
+            new,
+            reorged,
+        )
+
+    async def _extend_tip(self, target: int) -> tuple[int, set[Key]]:
+        known = self.tip[-1].ref if self.tip else None
+        start = self.head + 1
+        numbers = list(range(start, target + 1))
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_getBlockByNumber", [hex(n), False]) for n in [self.head, *numbers]
+        ]
+        results = await self.rpc.batch_strict(calls)
+        if any(r is None for r in results):
+            raise RpcTransportError("eth_getBlockByNumber", "a block in range is missing")
+        current, *headers = [_block_ref(r) for r in results]
+        expected = known.hash if known else (self.checkpoint.hash if self.checkpoint else None)
+        if expected is not None and current.hash != expected:
+            raise _Reorg(await self._fork_point())
+        prev = current
+        for h in headers:
+            if h.parent_hash != prev.hash:
+                raise _Reorg(await self._fork_point())
+            prev = h
+        logs = await self.fetcher.get(start, target) if numbers else []
+        by_block: dict[int, list[RawLog]] = {n: [] for n in numbers}
+        hashes = {h.number: h.hash for h in headers}
+        for lg in logs:
+            if hashes.get(lg.block_number) != lg.block_hash:
+                # Logs from another fork than the headers: the chain moved under us.
+                raise _Reorg(await self._fork_point())
+            by_block[lg.block_number].append(lg)
+        dirty: set[Key] = set()
+        for h in headers:
+            effects = await self.protocol.resolve(self.protocol.decode(by_block[h.number]))
+            dirty |= self.protocol.apply(effects)
+            self.tip.append(TipBlock(h, effects))
+        self.logs_seen += len(logs)
+        return len(headers), dirty
+
+    async def _fork_point(self) -> int:
+        """The newest block we hold that is still canonical."""
+        numbers = [t.ref.number for t in self.tip]
+        if numbers:
+            canon = await self.rpc.batch_strict(
+                [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+            )
+            for t, c in zip(reversed(self.tip), reversed(canon), strict=True):
+                if c is not None and c["hash"] == t.ref.hash:
+                    return t.ref.number
+        if self.checkpoint is not None:
+            c = await self.block(self.checkpoint.number)
+            if c.hash != self.checkpoint.hash:
+                raise ReorgTooDeep(self.checkpoint)
+        return self.confirmed_block
+
+    async def _rollback(self, fork_point: int) -> set[Key]:
+        dropped = [t for t in self.tip if t.ref.number > fork_point]
+        log.warning(
+            "reorg: rolling back",
+            extra={"fork_point": fork_point, "blocks": len(dropped)},
+        )
+        touched: set[Key] = set()
+        for t in dropped:
+            touched |= self.protocol.keys(t.effects)
+        self.tip = [t for t in self.tip if t.ref.number <= fork_point]
+        self.protocol.load(self.store.load_rows())
+        for t in self.tip:
+            self.protocol.apply(t.effects)
+        return touched
+
+    def _confirm(self, confirm_to: int) -> None:
+        """Persist tip blocks that are now deep enough, one transaction per block."""
+        while self.tip and self.tip[0].ref.number <= confirm_to:
+            t = self.tip.pop(0)
+            keys = self.protocol.keys(t.effects)
+            scratch = self.protocol.fresh()
+            scratch.load(self.store.rows(keys).items())
+            scratch.apply(t.effects)
+            cp = Checkpoint(t.ref.number, t.ref.hash)
+            self.store.commit(scratch.rows(keys), cp, _records(t.effects))
+            self.checkpoint = cp
+
+
+class _Reorg(Exception):
+    def __init__(self, fork_point: int) -> None:
+        self.fork_point = fork_point
+
+
+def _records(effects: Sequence[Any]) -> list[EventRecord]:
+    return [e for e in effects if isinstance(e, EventRecord)]
