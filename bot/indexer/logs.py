@@ -33,9 +33,24 @@ class WindowSettings:
     minimum: int = 1
     maximum: int = 50_000
     grow_after: int = 3  # successes in a row before doubling
+    rate_limit_retries: int = 6
+    rate_limit_backoff_s: float = 0.5  # doubled on each rate-limited answer in a row
+
+
+# Rate limits also say "limit"/"exceed"; they call for a pause, not a smaller window.
+_RATE_LIMITED = re.compile(
+    r"rate.?limit|too many requests|request count|compute units|capacity|throughput",
+    re.IGNORECASE,
+)
+
+
+def is_rate_limit(e: RpcError) -> bool:
+    return e.code == 429 or bool(_RATE_LIMITED.search(e.message))
 
 
 def is_window_error(e: RpcError) -> bool:
+    if is_rate_limit(e):
+        return False
     return isinstance(e, RpcTransportError) or bool(_TOO_MUCH.search(e.message))
 
 
@@ -64,11 +79,18 @@ class LogFetcher:
     async def _window(self, start: int, end: int) -> tuple[int, list[RawLog]]:
         """Fetch from ``start`` as far as the window allows; returns (last block, logs)."""
         s = self.settings
+        limited = 0
         while True:
             stop = min(end, start + self.window - 1)
             try:
                 logs = await self.get(start, stop)
             except RpcError as e:
+                if is_rate_limit(e) and limited < s.rate_limit_retries:
+                    delay = s.rate_limit_backoff_s * 2**limited
+                    limited += 1
+                    log.warning("rate limited; backing off", extra={"delay_s": delay})
+                    await asyncio.sleep(delay)
+                    continue
                 if not is_window_error(e) or self.window <= s.minimum:
                     raise
                 self.window = max(s.minimum, self.window // 2)

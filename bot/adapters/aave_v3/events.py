@@ -94,10 +94,12 @@ Effect = ScaledDelta | CollateralFlag | EModeChange | StableRefresh | StableTerm
 
 @dataclass(frozen=True, slots=True)
 class TokenMap:
-    """Lower-case token address → (reserve id, kind) and asset → reserve id."""
+    """Lower-case token address → (reserve id, kind), asset → reserve id, and the pool
+    (pool events from any other address are ignored; None accepts any)."""
 
     tokens: Mapping[str, tuple[int, str]]
     assets: Mapping[str, int]
+    pool: str | None = None
 
 
 def _addr(topic: str) -> str:
@@ -147,7 +149,8 @@ def decode_logs(logs: Sequence[RawLog], tm: TokenMap) -> list[Effect]:
                     else ScaledDelta(user, rid, vdebt=scaled)
                 )
             continue
-        # Pool events.
+        if tm.pool is not None and lg.address != tm.pool:
+            continue
         if t0 in (T_COLL_ON, T_COLL_OFF):
             rid_ = assets.get(_addr(lg.topics[1]))
             if rid_ is not None:

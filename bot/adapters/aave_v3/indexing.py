@@ -31,13 +31,13 @@ NS_EMODE = "aave.emode"
 _STABLE = load_abi("StableDebtToken")
 
 
-def token_map(tokens: Mapping[int, ReserveTokens]) -> TokenMap:
+def token_map(pool: str, tokens: Mapping[int, ReserveTokens]) -> TokenMap:
     by_token: dict[str, tuple[int, str]] = {}
     for rid, t in tokens.items():
         by_token[t.a_token.lower()] = (rid, ATOKEN)
         by_token[t.variable_debt_token.lower()] = (rid, VDEBT)
         by_token[t.stable_debt_token.lower()] = (rid, SDEBT)
-    return TokenMap(by_token, {t.asset.lower(): rid for rid, t in tokens.items()})
+    return TokenMap(by_token, {t.asset.lower(): rid for rid, t in tokens.items()}, pool.lower())
 
 
 def _pos_row(u: UserReserve) -> Row:
@@ -64,7 +64,7 @@ class AaveV3Indexing(IndexedProtocol):
     ) -> None:
         self.pool = pool.lower()
         self.tokens = dict(tokens)
-        self.map = token_map(tokens)
+        self.map = token_map(pool, tokens)
         self.multicall = multicall
         self.book = book if book is not None else Book()
 

@@ -1,0 +1,127 @@
+"""The indexer resumes after an interruption and rolls back reorgs, ending in the same
+state as a fresh re-index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aave_parity import assert_parity, make_indexer
+
+from bot.abi import load_abi
+from bot.devnet.manifest import Manifest
+from bot.devnet.scenario import Scenario
+from bot.indexer.indexer import ReorgTooDeep
+from bot.indexer.logs import WindowSettings
+from bot.indexer.store import Store
+from bot.rpc import JsonRpcClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+POOL = load_abi("Pool")
+ERC20 = load_abi("ERC20")
+MAX = 2**256 - 1
+SMALL = WindowSettings(initial=8, maximum=8)
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_restart_mid_backfill_resumes(
+    origin_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    head = int(await origin_rpc.call("eth_blockNumber"), 16)
+    ref = Store(tmp_path / "uninterrupted.db")
+    indexer, _ = await make_indexer(origin_rpc, manifest, store=ref, window=SMALL, confirmations=0)
+    await indexer.sync(head)
+    expected_rows = sorted(ref.load_rows())
+    expected_cp = ref.checkpoint()
+    assert expected_cp is not None and expected_cp.number == head
+
+    path = tmp_path / "interrupted.db"
+    store = Store(path)
+    indexer, _ = await make_indexer(
+        origin_rpc, manifest, store=store, window=SMALL, confirmations=0
+    )
+    chunks = 0
+
+    def crash_after_five(done: int, target: int) -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        await indexer.sync(head, progress=crash_after_five)
+    store.close()
+
+    store = Store(path)
+    cp = store.checkpoint()
+    assert cp is not None and manifest.deploy_block < cp.number < head
+    indexer, adapter = await make_indexer(
+        origin_rpc, manifest, store=store, window=SMALL, confirmations=0
+    )
+    await indexer.sync(head)
+    assert sorted(store.load_rows()) == expected_rows
+    assert store.checkpoint() == expected_cp
+    await assert_parity(origin_rpc, manifest, adapter, head)
+
+
+async def _activity(sc: Scenario, m: Manifest, who: str, blocks: int) -> None:
+    """``blocks`` blocks, each with a state change for ``who``."""
+    weth, usdc = m.reserve("WETH"), m.reserve("USDC")
+    await sc.fund_eth(who, 10**19)
+    await sc.fund(who, "WETH", 100 * 10**18)
+    await sc.send(who, weth.address, ERC20.fn("approve"), m.aave.pool, MAX)
+    for i in range(blocks):
+        if i % 2 == 0:
+            await sc.send(who, m.aave.pool, POOL.fn("supply"), weth.address, 10**18, who, 0)
+        else:
+            await sc.send(who, m.aave.pool, POOL.fn("borrow"), usdc.address, 100 * 10**6, 2, 0, who)
+
+
+async def _same_as_fresh(rpc: JsonRpcClient, m: Manifest, live: object) -> None:
+    fresh, fresh_adapter = await make_indexer(rpc, m, confirmations=0)
+    await fresh.sync()
+    assert fresh_adapter.indexing.book.users == live
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6])
+async def test_reorg_within_depth_is_rolled_back(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest, depth: int
+) -> None:
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=8)
+    await indexer.sync()
+    who = "0x00000000000000000000000000000000000b0001"
+    await _activity(fork_scenario, manifest, who, blocks=depth + 2)
+    await indexer.sync()
+    assert who in adapter.indexing.book.users
+
+    # Replace the last `depth` blocks with empty ones: their supplies/borrows vanish.
+    await fork_rpc.call("anvil_reorg", [depth, []])
+    report = await indexer.sync()
+    assert report.reorged
+    head = report.head.number
+    await assert_parity(fork_rpc, manifest, adapter, head)
+    await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)
+
+    # A rollback followed by different activity at the same heights.
+    await fork_rpc.call("anvil_rollback", [depth])
+    await _activity(
+        fork_scenario, manifest, "0x00000000000000000000000000000000000b0002", blocks=depth
+    )
+    report = await indexer.sync()
+    assert report.reorged
+    await assert_parity(fork_rpc, manifest, adapter, report.head.number)
+    await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)
+
+
+async def test_reorg_deeper_than_depth_is_fatal(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    indexer, _ = await make_indexer(fork_rpc, manifest, confirmations=2)
+    await _activity(fork_scenario, manifest, "0x00000000000000000000000000000000000b0003", blocks=6)
+    await indexer.sync()
+    await fork_rpc.call("anvil_reorg", [6, []])
+    with pytest.raises(ReorgTooDeep, match="re-index"):
+        await indexer.sync()
