@@ -115,3 +115,6 @@ class HeadSource(ABC):
     @abstractmethod
     async def next_head(self) -> BlockRef:
         """Wait for a head newer than the last one returned."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections (subscriptions)."""

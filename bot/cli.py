@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.errors import ConfigError, LiqbotError
+from bot.errors import ChainMismatchError, ConfigError, LiqbotError
 
 # subcommand -> (module, help)
 COMMANDS = {
     "devnet": ("bot.commands.devnet", "local chains: a deployed Aave V3 market and forks of it"),
     "demo": ("bot.commands.demo", "the embedded demo on a fresh local devnet"),
+    "index": ("bot.commands.index", "backfill positions from events, then follow the head"),
+    "positions": ("bot.commands.positions", "borrowers' exact health factors at the head"),
 }
 
 
@@ -42,7 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(command.run(args)) or 0)
     except KeyboardInterrupt:
         return 130
-    except ConfigError as e:
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error; keep Python from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ConfigError, ChainMismatchError) as e:
         print(f"liqbot: configuration error: {e}", file=sys.stderr)
         return 2
     except LiqbotError as e:

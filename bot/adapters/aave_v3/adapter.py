@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot.abi import load_abi
 from bot.adapters.aave_v3.indexing import AaveV3Indexing
 from bot.adapters.aave_v3.reader import AaveV3Reader, MarketState
+from bot.errors import ConfigError
 from bot.multicall import Multicall, Read
 from bot.rpc import JsonRpcClient
 
@@ -45,6 +46,12 @@ class AaveV3Adapter:
         cls, rpc: JsonRpcClient, market: AaveV3Market, block: int | str = "latest"
     ) -> AaveV3Adapter:
         """Discover Pool, oracle and reserve tokens (one multicall each)."""
+        for key, address in (
+            ("market.pool_addresses_provider", market.pool_addresses_provider),
+            ("market.multicall3", market.multicall3),
+        ):
+            if await rpc.call("eth_getCode", [address, block]) in ("0x", "0x0"):
+                raise ConfigError(key, f"no contract at {address} on this chain")
         mc = Multicall(rpc, market.multicall3)
         provider = market.pool_addresses_provider
         pool, oracle = await mc.read(

@@ -54,6 +54,7 @@ _BPS: Final = 10_000.0
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.intp]
+Names = npt.NDArray[np.object_]
 # (column, principal, rate in ray per year, last update) of one stable-debt balance.
 _Stable = tuple[int, int, int, int]
 
@@ -80,33 +81,41 @@ class _Encoded:
 
 
 class _Block:
-    """The rows of the users of one e-mode category (they share one weight matrix)."""
+    """The rows of the users of one e-mode category (they share one weight matrix).
 
-    __slots__ = ("_stable_arrays", "debt", "rows", "stable", "users", "x")
+    Live rows are the prefix ``[0, len(self))`` of ``x``/``debt``/``names``: removal moves
+    the last row into the hole, so the product runs on a view, never on a copy.
+    """
 
-    def __init__(self, rows: list[list[float]], debts: list[bool], width: int) -> None:
+    __slots__ = ("_stable_arrays", "debt", "names", "rows", "size", "stable", "x")
+
+    def __init__(self, users: list[str], rows: list[list[float]], debts: list[bool], width: int):
         capacity = max(_INITIAL_CAPACITY, len(rows))
+        self.size = len(users)
         self.x: Floats = np.zeros((capacity, width), dtype=np.float64)
         self.debt: Bools = np.zeros(capacity, dtype=np.bool_)
-        if rows:
-            self.x[: len(rows)] = np.asarray(rows, dtype=np.float64)
-            self.debt[: len(rows)] = debts
-        self.users: list[str] = []
-        self.rows: dict[str, int] = {}
+        # Names in an object array: the candidates are gathered by one fancy index in C.
+        self.names: Names = np.full(capacity, None, dtype=object)
+        if users:
+            self.x[: self.size] = np.asarray(rows, dtype=np.float64)
+            self.debt[: self.size] = debts
+            self.names[: self.size] = users
+        self.rows: dict[str, int] = {user: row for row, user in enumerate(users)}
         self.stable: dict[str, list[_Stable]] = {}
         self._stable_arrays: _StableArrays | None = None
 
     def __len__(self) -> int:
-        return len(self.users)
+        return self.size
 
     def put(self, user: str, enc: _Encoded) -> None:
         row = self.rows.get(user)
         if row is None:
-            row = len(self.users)
+            row = self.size
             if row == self.x.shape[0]:
                 self._grow()
-            self.users.append(user)
+            self.names[row] = user
             self.rows[user] = row
+            self.size += 1
         self.x[row] = enc.row
         self.debt[row] = enc.has_debt
         if enc.stable:
@@ -117,26 +126,30 @@ class _Block:
 
     def drop(self, user: str) -> None:
         row = self.rows.pop(user)
-        last = len(self.users) - 1
-        moved = self.users.pop()
+        last = self.size - 1
         if row != last:
-            # Swap-remove keeps the live rows a contiguous prefix (a view, not a copy).
+            moved = self.names[last]
             self.x[row] = self.x[last]
             self.debt[row] = self.debt[last]
-            self.users[row] = moved
+            self.names[row] = moved
             self.rows[moved] = row
         self.x[last] = 0.0
         self.debt[last] = False
+        self.names[last] = None
+        self.size = last
         self.stable.pop(user, None)
         if self.stable:
             self._stable_arrays = None  # rows moved
 
     def _grow(self) -> None:
-        x = np.zeros((2 * self.x.shape[0], self.x.shape[1]), dtype=np.float64)
-        x[: self.x.shape[0]] = self.x
-        debt = np.zeros(2 * self.debt.shape[0], dtype=np.bool_)
-        debt[: self.debt.shape[0]] = self.debt
-        self.x, self.debt = x, debt
+        capacity = 2 * self.x.shape[0]
+        x = np.zeros((capacity, self.x.shape[1]), dtype=np.float64)
+        x[: self.size] = self.x[: self.size]
+        debt = np.zeros(capacity, dtype=np.bool_)
+        debt[: self.size] = self.debt[: self.size]
+        names: Names = np.full(capacity, None, dtype=object)
+        names[: self.size] = self.names[: self.size]
+        self.x, self.debt, self.names = x, debt, names
 
     def stable_arrays(self) -> _StableArrays:
         if self._stable_arrays is None:
@@ -204,11 +217,12 @@ class Screener:
             grouped.setdefault(position.emode, []).append((user, enc))
         for emode, members in grouped.items():
             block = _Block(
-                [e.row for _, e in members], [e.has_debt for _, e in members], self._width
+                [user for user, _ in members],
+                [e.row for _, e in members],
+                [e.has_debt for _, e in members],
+                self._width,
             )
-            for row, (user, enc) in enumerate(members):
-                block.users.append(user)
-                block.rows[user] = row
+            for user, enc in members:
                 if enc.stable:
                     block.stable[user] = enc.stable
                 self._emode_of[user] = emode
@@ -239,7 +253,7 @@ class Screener:
         self._unmodelled.pop(user, None)
         block = self._blocks.get(position.emode)
         if block is None:
-            block = self._blocks[position.emode] = _Block([], [], self._width)
+            block = self._blocks[position.emode] = _Block([], [], [], self._width)
         block.put(user, enc)
         self._emode_of[user] = position.emode
 
@@ -378,7 +392,7 @@ class Screener:
                     w[j, 1] = r.income * pu / _BPS
                     w[2 * n + j, 1] = 0.5 * pu / _BPS
             w[n + j, 1] = r.debt_index * pu
-            w[3 * n + j, 1] = 0.5 * pu
+            w[3 * n + j, 1] = 0.0
         return w, price_per_unit, bad
 
     def candidates(
@@ -426,8 +440,7 @@ class Screener:
                 if forced is not None:
                     mask |= forced
                 mask &= debt
-            users = block.users
-            out.extend(users[i] for i in np.flatnonzero(mask).tolist())
+            out.extend(block.names[:size][mask].tolist())
         out.extend(user for user, has_debt in self._unmodelled.items() if has_debt)
         return out
 

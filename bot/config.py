@@ -1,0 +1,143 @@
+"""Typed configuration: one TOML file, ``LIQBOT_*`` environment overrides, or a devnet
+manifest. Validation errors name the source, the key and what was expected.
+
+Environment overrides use ``__`` between levels: ``LIQBOT_CHAIN__RPC_URL=http://...``
+sets ``chain.rpc_url``; ``LIQBOT_INDEXER__CONFIRMATIONS=20`` sets ``indexer.confirmations``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "LIQBOT_"
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+
+
+def _checksum(value: str) -> str:
+    if not is_address(value):
+        raise ValueError("expected a 0x-prefixed 20-byte hex address")
+    return to_checksum_address(value)
+
+
+Address = Annotated[str, AfterValidator(_checksum)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainSettings(_Section):
+    rpc_url: str = Field(pattern=r"^https?://")
+    ws_url: str | None = Field(
+        default=None, pattern=r"^wss?://", description="newHeads subscription"
+    )
+    chain_id: int | None = Field(default=None, description="checked against the node at start")
+
+
+class RpcLimits(_Section):
+    rate_limit_per_s: int = Field(default=0, ge=0)
+    max_in_flight: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=4, ge=0)
+    max_batch: int = Field(default=250, ge=1)
+
+
+class MarketSettings(_Section):
+    protocol: Literal["aave-v3"] = "aave-v3"
+    pool_addresses_provider: Address
+    multicall3: Address = MULTICALL3
+    start_block: int = Field(ge=1, description="first block to index (the market's deploy block)")
+
+
+class IndexerConfig(_Section):
+    database: Path = Path("liqbot.db")
+    confirmations: int = Field(default=12, ge=0)
+    log_window: int = Field(default=2_000, ge=1)
+    max_log_window: int = Field(default=50_000, ge=1)
+    poll_interval_s: float = Field(default=2.0, gt=0)
+
+
+class Settings(_Section):
+    chain: ChainSettings
+    market: MarketSettings
+    rpc: RpcLimits = RpcLimits()
+    indexer: IndexerConfig = IndexerConfig()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        manifest: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """From a TOML file and/or a devnet manifest, then environment, then overrides."""
+        data: dict[str, Any] = {}
+        source = "configuration"
+        if manifest is not None:
+            data = _deep_merge(data, _from_manifest(manifest))
+            source = str(manifest)
+        if path is not None:
+            try:
+                data = _deep_merge(data, tomllib.loads(path.read_text()))
+            except FileNotFoundError:
+                raise ConfigError("config", f"file {path} not found") from None
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
+            source = str(path)
+        data = _deep_merge(data, _from_env(os.environ if env is None else env))
+        data = _deep_merge(data, dict(overrides or {}))
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            raise ConfigError(key, f"{err['msg']}{shown}", source=source) from None
+
+
+def _from_manifest(path: Path) -> dict[str, Any]:
+    from bot.devnet.manifest import Manifest
+
+    m = Manifest.load(path)
+    return {
+        "chain": {"rpc_url": m.rpc_url, "chain_id": m.chain_id},
+        "market": {
+            "pool_addresses_provider": m.aave.pool_addresses_provider,
+            "multicall3": m.multicall3,
+            "start_block": m.deploy_block,
+        },
+    }
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+        )
+    return out
