@@ -50,7 +50,8 @@ class AaveV3Adapter:
             ("market.pool_addresses_provider", market.pool_addresses_provider),
             ("market.multicall3", market.multicall3),
         ):
-            if await rpc.call("eth_getCode", [address, block]) in ("0x", "0x0"):
+            ref = hex(block) if isinstance(block, int) else block
+            if await rpc.call("eth_getCode", [address, ref]) in ("0x", "0x0"):
                 raise ConfigError(key, f"no contract at {address} on this chain")
         mc = Multicall(rpc, market.multicall3)
         provider = market.pool_addresses_provider

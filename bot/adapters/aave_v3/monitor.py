@@ -1,0 +1,96 @@
+"""Per-block health: re-evaluate exactly the positions a block can have changed.
+
+Each block costs one market read (reserves + all prices in one eth_call). Then:
+
+* prices are compared with the previous block's; a changed price re-evaluates exactly the
+  users holding that asset (the book's reserve → holders index);
+* users whose rows the indexer changed are re-evaluated exactly;
+* interest moves every position a little every block, so the numpy screen runs over all
+  positions and its candidates (a superset of the liquidatable ones) are re-evaluated
+  exactly too.
+
+The liquidatable set is therefore exact for every position, while exact integer work is
+spent only on the affected set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.adapters.aave_v3.adapter import AaveV3Adapter
+from bot.adapters.aave_v3.evaluator import AccountEvaluator
+from bot.adapters.aave_v3.health import AccountData
+from bot.adapters.aave_v3.screening import Screener
+from bot.api import BlockRef
+
+log = logging.getLogger(__name__)
+WAD = 10**18
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHealth:
+    block: int
+    timestamp: int
+    changed_prices: frozenset[int]  # reserve ids whose oracle price moved
+    evaluated: frozenset[str]  # users re-evaluated exactly this block
+    liquidatable: frozenset[str]  # every user with exact HF < 1 at this block
+    accounts: dict[str, AccountData]  # exact account data of the evaluated users
+
+
+class HealthMonitor:
+    def __init__(self, adapter: AaveV3Adapter) -> None:
+        self.adapter = adapter
+        self.prices: dict[int, int] = {}
+        self.health: dict[str, int] = {}  # last exact HF per user
+        self._screener: Screener | None = None
+
+    def _screen(self, reserve_ids: Iterable[int]) -> Screener:
+        if self._screener is None:
+            self._screener = Screener(self.adapter.indexing.book.users, reserve_ids)
+        return self._screener
+
+    async def on_block(self, head: BlockRef, changed_users: Iterable[str]) -> BlockHealth:
+        book = self.adapter.indexing.book
+        market = await self.adapter.market(head.number)
+        first = not self.prices
+        moved = frozenset(
+            rid for rid, r in market.reserves.items() if self.prices.get(rid) != r.price
+        )
+        self.prices = {rid: r.price for rid, r in market.reserves.items()}
+
+        screener = self._screen(market.reserves)
+        changed = set(changed_users)
+        for u in changed:
+            pos = book.get(u)
+            if pos is None:
+                self.health.pop(u, None)
+                if u in screener:
+                    screener.remove(u)
+            else:
+                screener.update(u, pos)
+
+        if first:
+            targets = set(book.users)
+        else:
+            targets = changed | set(screener.candidates(market, head.timestamp))
+            for rid in moved:
+                targets |= book.holders.get(rid, set())
+        evaluator = AccountEvaluator(market, head.timestamp)
+        accounts = evaluator.evaluate_many({u: book.users[u] for u in targets if u in book.users})
+        for u, a in accounts.items():
+            self.health[u] = a.health_factor
+        liquidatable = frozenset(u for u, a in accounts.items() if a.health_factor < WAD)
+        log.debug(
+            "health",
+            extra={
+                "block": head.number,
+                "moved": len(moved),
+                "evaluated": len(accounts),
+                "liquidatable": len(liquidatable),
+            },
+        )
+        return BlockHealth(
+            head.number, head.timestamp, moved, frozenset(accounts), liquidatable, accounts
+        )

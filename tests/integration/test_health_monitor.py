@@ -1,0 +1,63 @@
+"""Per-block affected-set re-evaluation: exact where needed, and never missing anyone."""
+
+from __future__ import annotations
+
+import pytest
+from aave_parity import make_indexer
+
+from bot.adapters.aave_v3.monitor import HealthMonitor
+from bot.devnet.manifest import Manifest
+from bot.devnet.report import read_accounts
+from bot.devnet.scenario import Scenario
+from bot.rpc import JsonRpcClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+WAD = 10**18
+
+
+async def _chain_liquidatable(
+    rpc: JsonRpcClient, m: Manifest, users: list[str], block: int
+) -> set[str]:
+    rows = await read_accounts(rpc, m, users, block)
+    return {r.user.lower() for r in rows if r.health_factor < WAD}
+
+
+async def test_price_change_reevaluates_holders_only(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2)
+    monitor = HealthMonitor(adapter)
+    report = await indexer.sync()
+    users = sorted(adapter.indexing.book.users)
+    assert len(users) > len(manifest.borrowers)
+    first = await monitor.on_block(report.head, adapter.indexing.users_of(report.dirty))
+    assert first.evaluated == frozenset(adapter.indexing.book.users)
+    assert first.liquidatable == await _chain_liquidatable(
+        fork_rpc, manifest, users, report.head.number
+    )
+
+    await fork_scenario.scale_price("WETH", 7_000)
+    report = await indexer.sync()
+    crash = await monitor.on_block(report.head, adapter.indexing.users_of(report.dirty))
+    weth = manifest.reserve("WETH").address.lower()
+    weth_id = next(i for i, t in adapter.indexing.tokens.items() if t.asset.lower() == weth)
+    assert crash.changed_prices == {weth_id}
+    holders = adapter.indexing.book.holders[weth_id]
+    assert holders <= crash.evaluated
+    assert len(crash.evaluated) < len(adapter.indexing.book.users), "everyone was re-evaluated"
+    expected = await _chain_liquidatable(fork_rpc, manifest, users, report.head.number)
+    assert expected, "the crash should make positions liquidatable"
+    assert crash.liquidatable == expected
+    for u in crash.evaluated:
+        assert monitor.health[u] == crash.accounts[u].health_factor
+
+    # A year of interest and no price change: only the screen's candidates are re-evaluated,
+    # and drift into liquidation is still caught exactly.
+    await fork_scenario.advance_time(365 * 86_400)
+    report = await indexer.sync()
+    drift = await monitor.on_block(report.head, adapter.indexing.users_of(report.dirty))
+    assert drift.changed_prices == frozenset()
+    assert drift.liquidatable == await _chain_liquidatable(
+        fork_rpc, manifest, users, report.head.number
+    )
+    assert len(drift.evaluated) < len(adapter.indexing.book.users)
