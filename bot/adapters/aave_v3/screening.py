@@ -10,18 +10,21 @@ Guarantee: no user whose exact health factor (``health.calculate_account_data``)
 1e18 is ever left out. Two kinds of error are covered:
 
 * The contract's integer roundings, which are absolute, not relative (a dust position can
-  be off by 100 %). They are bounded analytically (see ``_weights``): each aToken value is
-  at most 0.5 token + 1 base unit above its floor, each debt at most 0.5 token below the
-  real value, and the floored weighted-average threshold loses less than 1 bp. The bound
-  takes the worst case of each, so it is conservative by about 1 bp of threshold (~1.2e-4
-  relative) -- users that close to 1 are screened in, which costs nothing.
+  be off by 100 %). They are bounded analytically (see ``_weights``): each exact collateral
+  value is at least its real value minus half a token minus one base unit, each exact debt
+  at most half a token above its real value, and the floored weighted-average threshold
+  loses less than 1 bp. The bound takes the worst case of each, so it is conservative by
+  about 1 bp of threshold (~1.2e-4 relative): users that close to 1 are screened in,
+  which costs nothing.
 * Float64 error. The bound is compared as ``lhs < rhs * (1 + margin)`` where ``lhs`` and
   ``rhs`` are each a sum of *non-negative* terms (no cancellation). Every term is at most
-  ~6 roundings away from exact (int->float, two correctly rounded int/int quotients, three
-  products) and the BLAS dot product adds at most one rounding per term, so each side is
-  within a relative ``(4 * reserves + 10) * 2**-53`` (< 6e-14 even for 128 reserves) of
-  its exact value. ``margin = 1e-9`` exceeds twice that by four orders of magnitude;
-  ``MIN_MARGIN`` refuses margins too small to keep the guarantee.
+  ~15 roundings away from its exact value (int->float, correctly rounded int/int
+  quotients, products; the stable-debt growth polynomial is the longest chain) and the
+  BLAS dot product / bincount add at most one rounding per term, so with R <= 128
+  reserves each side is within a relative ``(15 + 5 * R) * 2**-53 < 1e-13`` of its exact
+  value and the comparison is sound for any margin above ``2e-13``. ``margin = 1e-9``
+  dwarfs that by more than three orders of magnitude; ``MIN_MARGIN`` refuses margins too
+  small to keep the guarantee.
 
 Users the screen cannot model -- a position in a reserve it has no column for, negative
 balances, a reserve or e-mode category the market cannot resolve at ``ts`` -- are always
@@ -44,8 +47,8 @@ from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.state import UserPosition
 
 DEFAULT_MARGIN: Final = 1e-9
-# Four orders of magnitude above the worst-case float error bound of the module docstring
-# is still ~100x that bound; below this the never-miss guarantee is not argued for.
+# 5x the 2e-13 float error bound of the module docstring; below it the never-miss
+# guarantee is not argued for, so smaller margins are refused.
 MIN_MARGIN: Final = 1e-12
 
 _INITIAL_CAPACITY: Final = 64
@@ -392,7 +395,7 @@ class Screener:
                     w[j, 1] = r.income * pu / _BPS
                     w[2 * n + j, 1] = 0.5 * pu / _BPS
             w[n + j, 1] = r.debt_index * pu
-            w[3 * n + j, 1] = 0.0
+            w[3 * n + j, 1] = 0.5 * pu
         return w, price_per_unit, bad
 
     def candidates(
@@ -451,8 +454,10 @@ class Screener:
         """Add each stable balance's upper bound at ``ts`` to ``rhs``; return forced rows.
 
         ``calculateCompoundedInterest`` truncates each term of its 3-term expansion, so the
-        float expansion below (all terms >= 0) bounds it from above up to float error; the
-        final ``rayMul`` adds at most half a token.
+        float expansion below (all terms >= 0) bounds it from above up to float error (the
+        half-up ``rayMul(rate, rate)`` inside can add 0.5 / SECONDS_PER_YEAR**2 ray, a
+        relative 1e-24, far inside the margin); the final ``rayMul`` adds at most half a
+        token.
         """
         s = block.stable_arrays()
         forced = np.zeros(rhs.shape[0], dtype=np.bool_)
