@@ -87,3 +87,10 @@ def test_unparseable_and_missing_files(tmp_path: Path) -> None:
         Settings.load(write(tmp_path, "[chain\n"), env={})
     with pytest.raises(ConfigError, match="not found"):
         Settings.load(tmp_path / "nope.toml", env={})
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "liqbot.example.toml"
+    s = Settings.load(example, env={})
+    assert s.chain.chain_id == 1
+    assert s.market.start_block > 0
