@@ -77,27 +77,22 @@ async def fork(devnet: Devnet) -> AsyncIterator[AnvilProcess]:
         proc.stop()
 
 
-async def _isolated(url: str) -> AsyncIterator[JsonRpcClient]:
-    async with JsonRpcClient(url) as rpc:
-        chain = AnvilRpc(rpc)
-        snap = await chain.snapshot()
-        try:
-            yield rpc
-        finally:
-            await chain.revert(snap)
+async def isolated_client(url: str) -> AsyncIterator[JsonRpcClient]:
+    async with JsonRpcClient(url) as rpc, AnvilRpc(rpc).isolated():
+        yield rpc
 
 
 @pytest_asyncio.fixture
 async def fork_rpc(fork: AnvilProcess) -> AsyncIterator[JsonRpcClient]:
     """A client of the fork; whatever the test does there is reverted afterwards."""
-    async for rpc in _isolated(fork.url):
+    async for rpc in isolated_client(fork.url):
         yield rpc
 
 
 @pytest_asyncio.fixture
 async def origin_rpc(devnet: Devnet) -> AsyncIterator[JsonRpcClient]:
     """A client of the origin; whatever the test does there is reverted afterwards."""
-    async for rpc in _isolated(devnet.url):
+    async for rpc in isolated_client(devnet.url):
         yield rpc
 
 

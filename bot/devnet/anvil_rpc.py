@@ -6,7 +6,8 @@ is needed: this module is for devnets and forks only, never for a live network.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -181,6 +182,15 @@ class AnvilRpc:
     async def revert(self, snapshot_id: str) -> None:
         if not await self.rpc.call("evm_revert", [snapshot_id]):
             raise DevnetError(f"evm_revert({snapshot_id}) failed: unknown snapshot")
+
+    @asynccontextmanager
+    async def isolated(self) -> AsyncIterator[None]:
+        """Everything done inside is undone on exit (evm_snapshot / evm_revert)."""
+        snap = await self.snapshot()
+        try:
+            yield
+        finally:
+            await self.revert(snap)
 
     async def dump_state(self) -> str:
         state: str = await self.rpc.call("anvil_dumpState")

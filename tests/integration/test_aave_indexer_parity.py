@@ -47,13 +47,8 @@ async def fork2k(devnet2k: Devnet) -> AsyncIterator[AnvilProcess]:
 
 @pytest_asyncio.fixture
 async def rpc2k(fork2k: AnvilProcess) -> AsyncIterator[JsonRpcClient]:
-    async with JsonRpcClient(fork2k.url) as rpc:
-        chain = AnvilRpc(rpc)
-        snap = await chain.snapshot()
-        try:
-            yield rpc
-        finally:
-            await chain.revert(snap)
+    async with JsonRpcClient(fork2k.url) as rpc, AnvilRpc(rpc).isolated():
+        yield rpc
 
 
 async def test_parity_after_backfill(rpc2k: JsonRpcClient, devnet2k: Devnet) -> None:

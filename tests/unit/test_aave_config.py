@@ -93,21 +93,11 @@ def test_realistic_weth_like_config() -> None:
         liquidation_threshold=8300,
         liquidation_bonus=10500,
         decimals=18,
-        active=True,
-        frozen=False,
-        borrowing_enabled=True,
-        stable_borrowing_enabled=False,
-        paused=False,
-        borrowable_in_isolation=False,
-        siloed_borrowing=False,
-        flashloan_enabled=True,
         reserve_factor=1500,
         borrow_cap=1_400_000,
         supply_cap=1_800_000,
         liquidation_protocol_fee=1000,
         emode_category=1,
-        unbacked_mint_cap=0,
-        debt_ceiling=0,
     )
     # Hand-assembled from the start-bit positions.
     data = (

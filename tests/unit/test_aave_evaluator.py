@@ -36,21 +36,9 @@ BASE_CFG = ReserveConfig(
     liquidation_threshold=8250,
     liquidation_bonus=10500,
     decimals=18,
-    active=True,
-    frozen=False,
-    borrowing_enabled=True,
     stable_borrowing_enabled=True,
-    paused=False,
-    borrowable_in_isolation=False,
-    siloed_borrowing=False,
-    flashloan_enabled=True,
     reserve_factor=1000,
-    borrow_cap=0,
-    supply_cap=0,
     liquidation_protocol_fee=1000,
-    emode_category=0,
-    unbacked_mint_cap=0,
-    debt_ceiling=0,
 )
 
 

@@ -38,27 +38,31 @@ MAX_RESERVES_COUNT = 128
 
 @dataclass(frozen=True, slots=True)
 class ReserveConfig:
-    """Decoded ``DataTypes.ReserveConfigurationMap`` (percentages in bps, caps in whole units)."""
+    """Decoded ``DataTypes.ReserveConfigurationMap`` (percentages in bps, caps in whole units).
+
+    Decoding sets every field; the defaults describe a plain active, borrowable reserve so
+    that hand-built configurations (tests, benchmarks) state only what differs.
+    """
 
     ltv: int
     liquidation_threshold: int
     liquidation_bonus: int
     decimals: int
-    active: bool
-    frozen: bool
-    borrowing_enabled: bool
-    stable_borrowing_enabled: bool
-    paused: bool
-    borrowable_in_isolation: bool
-    siloed_borrowing: bool
-    flashloan_enabled: bool
-    reserve_factor: int
-    borrow_cap: int
-    supply_cap: int
-    liquidation_protocol_fee: int
-    emode_category: int
-    unbacked_mint_cap: int
-    debt_ceiling: int
+    active: bool = True
+    frozen: bool = False
+    borrowing_enabled: bool = True
+    stable_borrowing_enabled: bool = False
+    paused: bool = False
+    borrowable_in_isolation: bool = False
+    siloed_borrowing: bool = False
+    flashloan_enabled: bool = True
+    reserve_factor: int = 0
+    borrow_cap: int = 0
+    supply_cap: int = 0
+    liquidation_protocol_fee: int = 0
+    emode_category: int = 0
+    unbacked_mint_cap: int = 0
+    debt_ceiling: int = 0
 
 
 def _get(data: int, bits: tuple[int, int]) -> int:
