@@ -43,7 +43,7 @@ async def run(args: argparse.Namespace) -> int:
         wanted = {u.lower() for u in args.user}
         positions = {u: p for u, p in book.users.items() if not wanted or u in wanted}
         accounts = AccountEvaluator(market, report.head.timestamp).evaluate_many(positions)
-    base_unit = 10**8  # AaveOracle base currency unit (USD, 8 decimals) on V3 markets
+        base_unit = await svc.adapter.reader.base_currency_unit()
     rows = [
         (u, a)
         for u, a in accounts.items()

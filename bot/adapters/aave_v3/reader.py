@@ -61,6 +61,11 @@ class AaveV3Reader:
         self.pool = pool
         self.oracle = oracle
 
+    async def base_currency_unit(self) -> int:
+        """The oracle's price unit (1e8 for USD-based markets)."""
+        (unit,) = await self.mc.read([Read(self.oracle, _ORACLE.fn("BASE_CURRENCY_UNIT"))])
+        return int(unit)
+
     async def reserves_list(self, block: int | str = "latest") -> list[str]:
         (assets,) = await self.mc.read([Read(self.pool, _POOL.fn("getReservesList"))], block)
         return list(assets)
