@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from local_http import serve
 
 from bot.api import LogFilter, RawLog
 from bot.errors import RpcError, RpcTransportError
@@ -88,17 +89,8 @@ class Chain:
 @pytest_asyncio.fixture
 async def chain() -> AsyncIterator[tuple[Chain, str]]:
     c = Chain()
-    app = web.Application()
-    app.router.add_post("/", c.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield c, f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serve(c.handle) as url:
+        yield c, url
 
 
 async def collect(fetcher: LogFetcher, start: int, end: int) -> list[tuple[int, int, list[RawLog]]]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from local_http import serve
 
 from bot.errors import ExecutionReverted, RpcError, RpcTransportError
 from bot.rpc import JsonRpcClient, RpcSettings
@@ -44,17 +45,8 @@ class Scripted:
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[tuple[Scripted, str]]:
     s = Scripted()
-    app = web.Application()
-    app.router.add_post("/", s.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield s, f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serve(s.handle) as url:
+        yield s, url
 
 
 FAST = RpcSettings(retries=3, backoff_base_s=0.001, backoff_max_s=0.002)
