@@ -88,6 +88,7 @@ class Indexer:
         self.tip: list[TipBlock] = []
         self.checkpoint: Checkpoint | None = None
         self.logs_seen = 0
+        self._verified = False
 
     # -- start-up ---------------------------------------------------------------------
     def load(self) -> None:
@@ -95,6 +96,7 @@ class Indexer:
         self.protocol.load(self.store.load_rows())
         self.checkpoint = self.store.checkpoint()
         self.tip = []
+        self._verified = False
 
     @property
     def confirmed_block(self) -> int:
@@ -116,14 +118,18 @@ class Indexer:
         return await self.block("latest")
 
     # -- confirmed history ------------------------------------------------------------
-    async def backfill(self, to_block: int, progress: Progress | None = None) -> None:
-        """Index confirmed history up to ``to_block``, committing per log window."""
+    async def backfill(self, to_block: int, progress: Progress | None = None) -> set[Key]:
+        """Index confirmed history up to ``to_block``, committing per log window; returns
+        the keys that changed."""
         if self.tip:
             raise RuntimeError("backfill runs before the tip exists")
+        await self._verify_checkpoint()
         start = self.confirmed_block + 1
+        changed: set[Key] = set()
         async for first, last, logs in self.fetcher.chunks(start, to_block):
             effects = await self.protocol.resolve(self.protocol.decode(logs))
             dirty = self.protocol.apply(effects)
+            changed |= dirty
             end = await self.block(last)
             cp = Checkpoint(end.number, end.hash)
             self.store.commit(self.protocol.rows(dirty), cp, _records(effects))
@@ -132,6 +138,16 @@ class Indexer:
             log.debug("indexed", extra={"from": first, "to": last, "logs": len(logs)})
             if progress:
                 progress(last, to_block)
+        return changed
+
+    async def _verify_checkpoint(self) -> None:
+        """After a (re)start, the persisted checkpoint must still be on the canonical chain."""
+        if self._verified or self.checkpoint is None:
+            self._verified = True
+            return
+        if (await self.block(self.checkpoint.number)).hash != self.checkpoint.hash:
+            raise ReorgTooDeep(self.checkpoint)
+        self._verified = True
 
     # -- following the head -----------------------------------------------------------
     async def sync(self, head: int | None = None, progress: Progress | None = None) -> SyncReport:
@@ -149,7 +165,7 @@ class Indexer:
                 reorged = True
             self._confirm(min(self.head, confirm_to))
         if not self.tip and self.confirmed_block < confirm_to:
-            await self.backfill(confirm_to, progress)
+            dirty |= await self.backfill(confirm_to, progress)
         for _attempt in range(self.settings.confirmations + 2):
             try:
                 new, d = await self._extend_tip(target)

@@ -125,3 +125,30 @@ async def test_reorg_deeper_than_depth_is_fatal(
     await fork_rpc.call("anvil_reorg", [6, []])
     with pytest.raises(ReorgTooDeep, match="re-index"):
         await indexer.sync()
+
+
+async def test_restart_on_an_orphaned_checkpoint_is_fatal(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "ix.db")
+    indexer, _ = await make_indexer(fork_rpc, manifest, store=store, confirmations=0)
+    await _activity(fork_scenario, manifest, "0x00000000000000000000000000000000000b0004", blocks=3)
+    await indexer.sync()
+    # While the bot is down the chain reorganises below its checkpoint.
+    await fork_rpc.call("anvil_reorg", [3, []])
+    await fork_scenario.mine(5)
+    indexer, _ = await make_indexer(fork_rpc, manifest, store=store, confirmations=0)
+    with pytest.raises(ReorgTooDeep):
+        await indexer.sync()
+
+
+async def test_catch_up_reports_what_changed(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2)
+    await indexer.sync()
+    who = "0x00000000000000000000000000000000000b0005"
+    await _activity(fork_scenario, manifest, who, blocks=2)
+    await fork_scenario.mine(20)  # far behind: the catch-up goes through backfill
+    report = await indexer.sync()
+    assert who in adapter.indexing.users_of(report.dirty)
