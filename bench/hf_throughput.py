@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from timing import best_of
 
 from bot.adapters.aave_v3.config import ReserveConfig
 from bot.adapters.aave_v3.evaluator import AccountEvaluator
@@ -104,15 +104,6 @@ def positions(n: int, m: MarketState, seed: int = 1) -> dict[str, UserPosition]:
     return out
 
 
-def best_of(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def run(n: int) -> tuple[float, float, float, float, int, int]:
     m = market()
     users = positions(n, m)
@@ -132,10 +123,10 @@ def run(n: int) -> tuple[float, float, float, float, int, int]:
     found = len(screener.candidates(m, TS))
     exact = AccountEvaluator(m, TS).health_factors(users)
     liquidatable = sum(hf < 10**18 for hf in exact.values())
-    t_ref = best_of(reference)
-    t_eval = best_of(evaluator)
-    t_hf = best_of(health_factors)
-    t_screen = best_of(lambda: screener.candidates(m, TS))
+    t_ref = best_of(REPEATS, reference)
+    t_eval = best_of(REPEATS, evaluator)
+    t_hf = best_of(REPEATS, health_factors)
+    t_screen = best_of(REPEATS, lambda: screener.candidates(m, TS))
     return n / t_ref, n / t_eval, n / t_hf, n / t_screen, found, liquidatable
 
 

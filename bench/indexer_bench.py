@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
+from timing import best_of, best_of_async
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from bot.abi import load_abi
@@ -33,24 +31,6 @@ from bot.devnet.devnet import DevnetSpec, start_devnet
 from bot.indexer.indexer import Indexer, IndexerSettings
 from bot.indexer.store import Store
 from bot.rpc import JsonRpcClient
-
-
-async def best_of(n: int, fn: Callable[[], Awaitable[Any]]) -> float:
-    best = float("inf")
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def best_of_sync(n: int, fn: Callable[[], Any]) -> float:
-    best = float("inf")
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 async def main(borrowers: int, big: int, out: str | None) -> None:
@@ -84,8 +64,8 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
                 "topics": [list(flt.topics0)],
             }
             results["logs"] = n_logs
-            results["backfill_liqbot"] = n_logs / await best_of(3, liqbot_backfill)
-            results["backfill_raw_fetch"] = n_logs / await best_of(
+            results["backfill_liqbot"] = n_logs / await best_of_async(3, liqbot_backfill)
+            results["backfill_raw_fetch"] = n_logs / await best_of_async(
                 3, lambda: rpc.call("eth_getLogs", [params])
             )
             w3 = AsyncWeb3(AsyncHTTPProvider(net.url))
@@ -125,7 +105,7 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
                 return total
 
             web3_logs = await web3_decode()
-            results["backfill_web3"] = web3_logs / await best_of(1, web3_decode)
+            results["backfill_web3"] = web3_logs / await best_of_async(1, web3_decode)
             await w3.provider.disconnect()
 
             # -- health factors ----------------------------------------------------------
@@ -141,7 +121,7 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
                 ("eth_call", [{"to": m.aave.pool, "data": pool_fn.encode_hex(u)}, hex(head)])
                 for u in users
             ]
-            results["hf_chain_raw_batch"] = len(users) / await best_of(
+            results["hf_chain_raw_batch"] = len(users) / await best_of_async(
                 3, lambda: rpc.batch_strict(calls)
             )
             w3 = AsyncWeb3(AsyncHTTPProvider(net.url))
@@ -152,28 +132,26 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
                 for u in sample:
                     await pool.functions.getUserAccountData(u).call(block_identifier=head)
 
-            results["hf_chain_web3"] = len(sample) / await best_of(1, web3_calls)
+            results["hf_chain_web3"] = len(sample) / await best_of_async(1, web3_calls)
             await w3.provider.disconnect()
 
         positions = {u: p for u, p in book.users.items()}
         evaluator = AccountEvaluator(market, ts)
-        results["hf_exact_n"] = len(positions) / best_of_sync(
+        results["hf_exact_n"] = len(positions) / best_of(
             5, lambda: evaluator.evaluate_many(positions)
         )
         many: dict[str, UserPosition] = {}
         real = list(positions.values())
         for i in range(big):
             many[f"{i:040x}"] = real[i % len(real)]
-        results["hf_exact_big"] = big / best_of_sync(3, lambda: evaluator.evaluate_many(many))
+        results["hf_exact_big"] = big / best_of(3, lambda: evaluator.evaluate_many(many))
         ids = list(market.reserves)
         screener_n = Screener(positions, ids)
         screener_big = Screener(many, ids)
-        results["hf_screen_n"] = len(positions) / best_of_sync(
+        results["hf_screen_n"] = len(positions) / best_of(
             5, lambda: screener_n.candidates(market, ts)
         )
-        results["hf_screen_big"] = big / best_of_sync(
-            5, lambda: screener_big.candidates(market, ts)
-        )
+        results["hf_screen_big"] = big / best_of(5, lambda: screener_big.candidates(market, ts))
     finally:
         net.stop()
 
