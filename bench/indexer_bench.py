@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/indexer_bench.py [--borrowers 2000] [--big 100000]
 On a fresh devnet with N borrowers it measures, side by side (the machine is noisy, so
 compare the ratios):
 
-* health factors/s — liqbot exact (AccountEvaluator) and screening (numpy Screener), at N
+* health factors/s — liqbot exact (compiled kernel, and the pure-Python AccountEvaluator)
+  and screening (numpy Screener), at N
   real positions and at ``--big`` positions (the real ones replicated), next to the chain's
   ``getUserAccountData`` by raw JSON-RPC batch and by web3.py per call;
 * backfill logs/s — liqbot's indexer (fetch + decode + apply + commit), next to web3.py's
@@ -25,6 +26,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from bot.abi import load_abi
 from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
 from bot.adapters.aave_v3.evaluator import AccountEvaluator
+from bot.adapters.aave_v3.kernel import PackedBook
 from bot.adapters.aave_v3.screening import Screener
 from bot.adapters.aave_v3.state import UserPosition
 from bot.devnet.devnet import DevnetSpec, start_devnet
@@ -145,6 +147,15 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
         for i in range(big):
             many[f"{i:040x}"] = real[i % len(real)]
         results["hf_exact_big"] = big / best_of(3, lambda: evaluator.evaluate_many(many))
+        packed_n, packed_big = PackedBook(positions), PackedBook(many)
+        results["hf_kernel_n"] = len(positions) / best_of(5, lambda: packed_n.evaluate(market, ts))
+        results["hf_kernel_big"] = big / best_of(5, lambda: packed_big.evaluate(market, ts))
+
+        def kernel_as_ints() -> list[int]:
+            batch = packed_big.evaluate(market, ts)
+            return [batch.health_factor(i) for i in range(len(batch))]
+
+        results["hf_kernel_ints_big"] = big / best_of(3, kernel_as_ints)
         ids = list(market.reserves)
         screener_n = Screener(positions, ids)
         screener_big = Screener(many, ids)
@@ -162,8 +173,11 @@ async def main(borrowers: int, big: int, out: str | None) -> None:
     for label, key, n in (
         ("chain: web3.py per call", "hf_chain_web3", 300),
         ("chain: raw JSON-RPC batch of getUserAccountData", "hf_chain_raw_batch", borrowers),
-        ("liqbot exact (integer, to the wei)", "hf_exact_n", borrowers),
-        ("liqbot exact (integer, to the wei)", "hf_exact_big", big),
+        ("liqbot exact, pure Python (integer, to the wei)", "hf_exact_n", borrowers),
+        ("liqbot exact, pure Python (integer, to the wei)", "hf_exact_big", big),
+        ("liqbot exact, compiled kernel (256-bit, to the wei)", "hf_kernel_n", borrowers),
+        ("liqbot exact, compiled kernel (256-bit, to the wei)", "hf_kernel_big", big),
+        ("liqbot exact, kernel + every HF as a Python int", "hf_kernel_ints_big", big),
         ("liqbot screening (numpy float64)", "hf_screen_n", borrowers),
         ("liqbot screening (numpy float64)", "hf_screen_big", big),
     ):

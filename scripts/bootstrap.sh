@@ -34,3 +34,8 @@ if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
   npm install --no-audit --no-fund --loglevel=error >&2
   echo "$npm_want" > "$npm_stamp"
 fi
+
+# The compiled health-factor kernel (cached by source hash, so this is instant once built).
+# Without a C compiler the bot still runs, on the slower pure-Python evaluator.
+.venv/bin/python -c 'from bot.native import build; build("aave_hf")' \
+  || echo "set-up: warning: the native kernel was not built (no C compiler?)" >&2

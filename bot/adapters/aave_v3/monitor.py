@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
-from bot.adapters.aave_v3.evaluator import AccountEvaluator
 from bot.adapters.aave_v3.health import AccountData
+from bot.adapters.aave_v3.kernel import PackedBook
 from bot.adapters.aave_v3.screening import Screener
 from bot.api import BlockRef
 
@@ -45,6 +45,7 @@ class HealthMonitor:
         self.prices: dict[int, int] = {}
         self.health: dict[str, int] = {}  # last exact HF per user
         self._screener: Screener | None = None
+        self._packed: PackedBook | None = None
 
     def _screen(self, reserve_ids: Iterable[int]) -> Screener:
         if self._screener is None:
@@ -61,6 +62,9 @@ class HealthMonitor:
         self.prices = {rid: r.price for rid, r in market.reserves.items()}
 
         screener = self._screen(market.reserves)
+        if self._packed is None:
+            self._packed = PackedBook(book.users)
+        packed = self._packed
         changed = set(changed_users)
         for u in changed:
             pos = book.get(u)
@@ -68,8 +72,11 @@ class HealthMonitor:
                 self.health.pop(u, None)
                 if u in screener:
                     screener.remove(u)
+                if u in packed:
+                    packed.remove(u)
             else:
                 screener.update(u, pos)
+                packed.update(u, pos)
 
         if first:
             targets = set(book.users)
@@ -77,8 +84,12 @@ class HealthMonitor:
             targets = changed | set(screener.candidates(market, head.timestamp))
             for rid in moved:
                 targets |= book.holders.get(rid, set())
-        evaluator = AccountEvaluator(market, head.timestamp)
-        accounts = evaluator.evaluate_many({u: book.users[u] for u in targets if u in book.users})
+        batch = packed.evaluate(market, head.timestamp, users=targets)
+        for u, exc in batch.errors.items():
+            log.error(
+                "account data reverts", extra={"user": u, "block": head.number, "err": str(exc)}
+            )
+        accounts = batch.accounts()
         for u, a in accounts.items():
             self.health[u] = a.health_factor
         liquidatable = frozenset(u for u, a in accounts.items() if a.health_factor < WAD)
