@@ -118,3 +118,63 @@ class HeadSource(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections (subscriptions)."""
+
+
+# --- Liquidation plans: what a strategy proposes and the executor and ledger consume ---
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationStep:
+    """One ``liquidationCall``: repay ``debt_to_cover`` of ``user``'s debt, seize collateral."""
+
+    user: str
+    collateral_asset: str
+    debt_asset: str
+    debt_to_cover: int  # exact amount the pool takes (passed as debtToCover)
+    collateral_seized: int  # underlying sent to the liquidator (protocol fee excluded)
+    protocol_fee: int  # collateral sent to the treasury
+    bonus_bps: int  # liquidation bonus applied (10_500 = 5%)
+
+
+@dataclass(frozen=True, slots=True)
+class SwapLeg:
+    """Selling seized collateral on a Uniswap V2 pair, with its exact output."""
+
+    pair: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    amount_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationPlan:
+    """A transaction's worth of liquidations of one user, repaid in one debt asset.
+
+    Token amounts are base units of the asset named; ``*_base`` values are in the
+    oracle's base currency (e.g. USD with 8 decimals) at the planning block's prices.
+    ``profit`` is exactly what the liquidator contract sends to its owner.
+    """
+
+    protocol: str
+    user: str
+    debt_asset: str
+    health_factor: int  # WAD, before the first step
+    steps: tuple[LiquidationStep, ...]
+    swaps: tuple[SwapLeg, ...]
+    flash_amount: int  # debt asset borrowed (= total repaid)
+    flash_premium: int  # debt asset paid for the flash loan
+    profit: int  # debt asset left after repaying the flash loan and its premium
+    profit_base: int
+    bonus_base: int  # oracle value of collateral seized minus debt repaid
+    protocol_fee_base: int
+    swap_cost_base: int  # oracle value given up by selling on the pool instead of at the oracle
+    flash_premium_base: int
+    gas_units: int
+    gas_price_wei: int
+    gas_cost_base: int
+    net_profit_base: int  # profit_base - gas_cost_base
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.protocol, self.user.lower())

@@ -34,7 +34,7 @@ UNISWAP_ABIS = {
     "UniswapV2Pair": ("v2-core", "UniswapV2Pair"),
     "UniswapV2Router02": ("v2-periphery", "UniswapV2Router02"),
 }
-LIQBOT_ABIS = {"SettableAggregator": "SettableAggregator"}
+LIQBOT_ABIS = {"SettableAggregator": "SettableAggregator", "Liquidator": "Liquidator"}
 
 
 def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]], mut: str) -> dict:

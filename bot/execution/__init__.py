@@ -1,0 +1,1 @@
+"""Sending liquidations: the liquidator contract and its transactions."""
