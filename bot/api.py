@@ -130,7 +130,10 @@ class LiquidationStep:
     user: str
     collateral_asset: str
     debt_asset: str
-    debt_to_cover: int  # exact amount the pool takes (passed as debtToCover)
+    # Passed as debtToCover. The pool takes exactly this, except when the user's collateral
+    # balance caps the seizure: it then recomputes the debt from the balance (a few units
+    # less). ``LiquidationPlan.flash_amount`` is always the exact total taken.
+    debt_to_cover: int
     collateral_seized: int  # underlying sent to the liquidator (protocol fee excluded)
     protocol_fee: int  # collateral sent to the treasury
     bonus_bps: int  # liquidation bonus applied (10_500 = 5%)
@@ -162,7 +165,7 @@ class LiquidationPlan:
     health_factor: int  # WAD, before the first step
     steps: tuple[LiquidationStep, ...]
     swaps: tuple[SwapLeg, ...]
-    flash_amount: int  # debt asset borrowed (= total repaid)
+    flash_amount: int  # debt asset borrowed: exactly the total the steps repay
     flash_premium: int  # debt asset paid for the flash loan
     profit: int  # debt asset left after repaying the flash loan and its premium
     profit_base: int

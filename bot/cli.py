@@ -18,6 +18,8 @@ COMMANDS = {
     "demo": ("bot.commands.demo", "the embedded demo on a fresh local devnet"),
     "index": ("bot.commands.index", "backfill positions from events, then follow the head"),
     "positions": ("bot.commands.positions", "borrowers' exact health factors at the head"),
+    "run": ("bot.commands.run", "index, plan and execute liquidations on every new head"),
+    "ledger": ("bot.commands.ledger", "the PnL ledger: every plan and its outcome (table or CSV)"),
 }
 
 

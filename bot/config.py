@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.devnet.manifest import Manifest
 
 ENV_PREFIX = "LIQBOT_"
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
@@ -66,11 +70,50 @@ class IndexerConfig(_Section):
     poll_interval_s: float = Field(default=2.0, gt=0)
 
 
+class SwapSettings(_Section):
+    uniswap_v2_factory: Address | None = Field(
+        default=None, description="where seized collateral is sold (pairs found per asset pair)"
+    )
+
+
+class StrategyConfig(_Section):
+    min_profit: Decimal = Field(
+        default=Decimal("1"), ge=0, description="net profit floor, in the oracle's base currency"
+    )
+    close_factor_rules: Literal["v3.0", "v3.3"] = "v3.0"
+    max_plans_per_block: int = Field(default=8, ge=1)
+    native_asset: Address | None = Field(
+        default=None, description="the wrapped gas token's reserve (prices gas in base units)"
+    )
+    block_time_s: int = Field(
+        default=12, ge=0, description="plans are priced at head timestamp + this"
+    )
+
+
+class ExecutorConfig(_Section):
+    mode: Literal["auto", "dry-run"] = Field(
+        default="auto", description="auto: send when a key is configured, else dry-run"
+    )
+    liquidator: Address | None = None
+    private_key_env: str = "LIQBOT_PRIVATE_KEY"
+    keystore: Path | None = None
+    password_file: Path | None = None
+    funded: bool = False
+    priority_fee_gwei: Decimal = Field(default=Decimal("1.5"), ge=0)
+    max_fee_gwei: Decimal = Field(default=Decimal("500"), gt=0)
+    replace_after_blocks: int = Field(default=3, ge=1)
+    cooldown_blocks: int = Field(default=5, ge=0)
+    simulate_block: Literal["pending", "latest"] = "pending"
+
+
 class Settings(_Section):
     chain: ChainSettings
     market: MarketSettings
     rpc: RpcLimits = RpcLimits()
     indexer: IndexerConfig = IndexerConfig()
+    swap: SwapSettings = SwapSettings()
+    strategy: StrategyConfig = StrategyConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     @classmethod
     def load(
@@ -85,18 +128,18 @@ class Settings(_Section):
         data: dict[str, Any] = {}
         source = "configuration"
         if manifest is not None:
-            data = _deep_merge(data, _from_manifest(manifest))
+            data = deep_merge(data, _from_manifest(manifest))
             source = str(manifest)
         if path is not None:
             try:
-                data = _deep_merge(data, tomllib.loads(path.read_text()))
+                data = deep_merge(data, tomllib.loads(path.read_text()))
             except FileNotFoundError:
                 raise ConfigError("config", f"file {path} not found") from None
             except tomllib.TOMLDecodeError as e:
                 raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
             source = str(path)
-        data = _deep_merge(data, _from_env(os.environ if env is None else env))
-        data = _deep_merge(data, dict(overrides or {}))
+        data = deep_merge(data, _from_env(os.environ if env is None else env))
+        data = deep_merge(data, dict(overrides or {}))
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -110,7 +153,12 @@ class Settings(_Section):
 def _from_manifest(path: Path) -> dict[str, Any]:
     from bot.devnet.manifest import Manifest
 
-    m = Manifest.load(path)
+    return manifest_settings(Manifest.load(path))
+
+
+def manifest_settings(m: Manifest) -> dict[str, Any]:
+    """The settings a devnet manifest implies (to merge under a config file's)."""
+    weth = [r.address for r in m.reserves if r.symbol == "WETH"]
     return {
         "chain": {"rpc_url": m.rpc_url, "chain_id": m.chain_id},
         "market": {
@@ -118,6 +166,8 @@ def _from_manifest(path: Path) -> dict[str, Any]:
             "multicall3": m.multicall3,
             "start_block": m.deploy_block,
         },
+        "swap": {"uniswap_v2_factory": m.uniswap.factory},
+        "strategy": {"native_asset": weth[0]} if weth else {},
     }
 
 
@@ -134,10 +184,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
         out[k] = (
-            _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+            deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
         )
     return out

@@ -3,19 +3,31 @@ and the indexer. Commands call this; nothing here runs at import time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 
+from strategies.api import CloseFactorRules
+from strategies.default import DefaultStrategy
+
+from bot.abi import load_abi
 from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
 from bot.api import HeadSource
 from bot.chain.heads import head_source
 from bot.config import Settings
-from bot.errors import ChainMismatchError
+from bot.errors import ChainMismatchError, ConfigError
+from bot.execution.executor import Executor, ExecutorSettings
+from bot.execution.keys import load_signer
+from bot.execution.liquidator import LIQUIDATOR_ABI
+from bot.execution.quotes import PairBook
 from bot.indexer.indexer import Indexer, IndexerSettings
 from bot.indexer.logs import WindowSettings
 from bot.indexer.store import Store
+from bot.ledger import Ledger
+from bot.multicall import Read
 from bot.rpc import JsonRpcClient, RpcSettings, to_int
+from bot.runner import Runner, RunSettings
 
 
 @dataclass(slots=True)
@@ -85,3 +97,95 @@ async def open_index(settings: Settings) -> AsyncIterator[IndexService]:
             yield IndexService(settings, rpc, adapter, store, indexer)
         finally:
             store.close()
+
+
+@dataclass(slots=True)
+class BotService:
+    index: IndexService
+    runner: Runner
+    executor: Executor
+    ledger: Ledger
+
+
+_POOL = load_abi("Pool")
+
+
+@asynccontextmanager
+async def open_bot(
+    settings: Settings, *, env: Mapping[str, str] | None = None
+) -> AsyncIterator[BotService]:
+    """Everything ``liqbot run`` needs, checked before the first head: the index, the
+    signer (None: dry run), the liquidator contract and its owner, the swap pairs."""
+    ex = settings.executor
+    signer = None
+    if ex.mode != "dry-run":
+        signer = load_signer(
+            key_env=ex.private_key_env,
+            keystore=ex.keystore,
+            password_file=ex.password_file,
+            env=env,
+        )
+    async with open_index(settings) as svc:
+        adapter = svc.adapter
+        mc = adapter.multicall
+        chain_id = to_int(await svc.rpc.call("eth_chainId"))
+        owner = None
+        if ex.liquidator is not None:
+            code = await svc.rpc.call("eth_getCode", [ex.liquidator, "latest"])
+            if code in ("0x", "0x0"):
+                raise ConfigError("executor.liquidator", f"no contract at {ex.liquidator}")
+            (owner,) = await mc.read([Read(ex.liquidator, LIQUIDATOR_ABI.fn("owner"))])
+            if signer is not None and owner.lower() != signer.address.lower():
+                raise ConfigError(
+                    "executor.liquidator",
+                    f"owned by {owner}, not by the configured key's address {signer.address}",
+                )
+        (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
+        unit = await adapter.reader.base_currency_unit()
+        assets = await adapter.reader.reserves_list()
+        factory = settings.swap.uniswap_v2_factory
+        pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
+        st = settings.strategy
+        min_profit_base = int(st.min_profit * unit)
+        gwei = Decimal(10**9)
+        ledger = Ledger(settings.indexer.database)
+        try:
+            executor = Executor(
+                svc.rpc,
+                ledger,
+                ExecutorSettings(
+                    liquidator=ex.liquidator,
+                    owner=owner,
+                    funded=ex.funded,
+                    priority_fee_wei=int(ex.priority_fee_gwei * gwei),
+                    max_fee_wei=int(ex.max_fee_gwei * gwei),
+                    replace_after_blocks=ex.replace_after_blocks,
+                    cooldown_blocks=ex.cooldown_blocks,
+                    min_profit_base=min_profit_base,
+                    simulate_tag=ex.simulate_block,
+                ),
+                signer,
+                chain_id,
+            )
+            runner = Runner(
+                rpc=svc.rpc,
+                indexer=svc.indexer,
+                adapter=adapter,
+                pairs=pairs,
+                strategy=DefaultStrategy(),
+                executor=executor,
+                settings=RunSettings(
+                    min_profit_base=min_profit_base,
+                    rules=CloseFactorRules.V3_3
+                    if st.close_factor_rules == "v3.3"
+                    else CloseFactorRules.V3_0,
+                    max_plans_per_block=st.max_plans_per_block,
+                    native_asset=st.native_asset,
+                    block_time_s=st.block_time_s,
+                    flash_premium_bps=int(premium),
+                    priority_fee_wei=int(ex.priority_fee_gwei * gwei),
+                ),
+            )
+            yield BotService(svc, runner, executor, ledger)
+        finally:
+            ledger.close()

@@ -141,3 +141,17 @@ class LatestHeads:
         head, self._latest = self._latest, None
         assert head is not None
         return head
+
+
+class ScriptedHeads(HeadSource):
+    """Heads published by a driver (a demo or a test that mines blocks itself): the bot
+    sees a block exactly when the driver says it is ready, not when a poll notices it."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[BlockRef] = asyncio.Queue()
+
+    def publish(self, head: BlockRef) -> None:
+        self._queue.put_nowait(head)
+
+    async def next_head(self) -> BlockRef:
+        return await self._queue.get()

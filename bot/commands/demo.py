@@ -1,13 +1,20 @@
 """``liqbot demo``: the embedded default job on a fresh local devnet.
 
 Brings up the devnet (a real Aave V3 market with seeded borrowers), prints the market and
-its positions, and stops everything it started.
+its positions, crashes ETH by 30% in four steps while the bot liquidates through its
+flash-loan contract, prints the PnL ledger, and stops everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bot.devnet.manifest import Manifest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path(".cache/devnet"),
         help="devnet state cache (default .cache/devnet; 'none' disables)",
     )
-    parser.add_argument("--top", type=int, default=15, help="riskiest positions to list")
+    parser.add_argument("--top", type=int, default=10, help="riskiest positions to list")
+    parser.add_argument(
+        "--crash-steps",
+        type=int,
+        default=4,
+        help="ETH falls 8.5%% per step (4 steps: -30%%); 0 skips the crash",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -111,7 +124,62 @@ async def run(args: argparse.Namespace) -> int:
                 f"{a.total_debt_base / 1e8:,.2f}",
             )
         console.print(risk)
+        if args.crash_steps > 0:
+            await _crash(console, devnet.url, m, args.crash_steps)
     finally:
         devnet.stop()
     console.print("devnet stopped.")
     return 0
+
+
+async def _crash(console: Console, url: str, m: Manifest, steps: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from bot.commands._tables import ledger_table
+    from bot.devnet.crash import CrashSpec, run_crash
+    from bot.runner import HeadReport
+
+    def step(i: int, price: int) -> None:
+        console.print(
+            f"[bold red]crash step {i + 1}/{steps}[/]: ETH oracle price ${price / 1e8:,.2f}"
+        )
+
+    def report(r: HeadReport) -> None:
+        sent = sum(a.outcome == "sent" for a in r.attempts)
+        won = sum(a.outcome == "won" for a in r.settled)
+        if r.liquidatable or r.attempts or r.settled:
+            console.print(
+                f"  block {r.head.number}: {r.liquidatable} liquidatable, {r.planned} planned, "
+                f"{sent} sent, {won} won ({r.elapsed_s * 1e3:.0f} ms)"
+            )
+
+    with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
+        result = await run_crash(
+            url,
+            m,
+            Path(tmp) / "liqbot.db",
+            CrashSpec(steps_bps=(9_150,) * steps),
+            on_step=step,
+            on_report=report,
+        )
+    symbols = {r.address: r.symbol for r in m.reserves}
+    decimals = {r.address: r.decimals for r in m.reserves}
+    console.print(
+        ledger_table(
+            result.ledger,
+            base_unit=10**8,
+            symbols=symbols,
+            decimals=decimals,
+            title=f"PnL ledger — bot {result.bot}, liquidator {result.liquidator}",
+        )
+    )
+    won = [r for r in result.ledger if r.outcome == "won"]
+    exact = sum(r.realized_profit == r.predicted_profit for r in won)
+    net = sum(r.realized_net_base for r in won)
+    console.print(
+        f"[bold]{len(won)} liquidations won[/], realized net ${net / 1e8:,.2f} after gas; "
+        f"{exact}/{len(won)} realized profits equal the prediction to the wei; "
+        f"{result.liquidatable_after} positions still below HF 1, "
+        f"{result.profitable_after} of them profitably liquidatable."
+    )

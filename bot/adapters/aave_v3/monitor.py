@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
 from bot.adapters.aave_v3.health import AccountData
 from bot.adapters.aave_v3.kernel import PackedBook
+from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.screening import Screener
 from bot.api import BlockRef
 
@@ -37,6 +38,7 @@ class BlockHealth:
     evaluated: frozenset[str]  # users re-evaluated exactly this block
     liquidatable: frozenset[str]  # every user with exact HF < 1 at this block
     accounts: dict[str, AccountData]  # exact account data of the evaluated users
+    market: MarketState  # reserves, prices and e-mode categories read at this block
 
 
 class HealthMonitor:
@@ -103,5 +105,5 @@ class HealthMonitor:
             },
         )
         return BlockHealth(
-            head.number, head.timestamp, moved, frozenset(accounts), liquidatable, accounts
+            head.number, head.timestamp, moved, frozenset(accounts), liquidatable, accounts, market
         )

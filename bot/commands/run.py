@@ -1,0 +1,65 @@
+"""``liqbot run``: index, watch health, plan and execute liquidations on every new head.
+
+Dry-run unless a key is configured (``executor.private_key_env`` names the environment
+variable holding it, or ``executor.keystore`` + ``executor.password_file``) and a
+liquidator contract is set: then plans that survive simulation are signed and sent.
+Either way every plan and its outcome lands in the ledger (``liqbot ledger``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bot.commands._common import add_settings_arguments
+
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "--blocks", type=int, default=None, help="stop after handling this many heads"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="never send, even with a key configured"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.chain.heads import LatestHeads
+    from bot.commands._common import load_settings
+    from bot.commands._signals import stop_event
+    from bot.runner import HeadReport
+    from bot.wiring import open_bot
+
+    log = logging.getLogger("bot.run")
+    settings = load_settings(args)
+    if args.dry_run:
+        settings = settings.model_copy(
+            update={"executor": settings.executor.model_copy(update={"mode": "dry-run"})}
+        )
+    stop = stop_event()
+    async with open_bot(settings) as bot:
+        ex = bot.executor
+        who = ex.signer.address if ex.signer else "no key"
+        print(
+            f"liqbot run: {'DRY RUN' if ex.dry_run else 'LIVE'} ({who}); liquidator "
+            f"{ex.settings.liquidator or 'none'}; ledger {settings.indexer.database}",
+            flush=True,
+        )
+        ix = bot.index.indexer
+        report = await ix.sync()
+        print(
+            f"indexed to block {report.head.number}: {len(bot.index.adapter.indexing.book)} "
+            "accounts",
+            flush=True,
+        )
+
+        def count(report: HeadReport) -> None:
+            if args.blocks is not None and bot.runner.handled >= args.blocks:
+                stop.set()
+
+        async with LatestHeads(bot.index.heads()) as heads:
+            await bot.runner.run(heads, stop, count)
+        log.info("stopped", extra={"handled": bot.runner.handled, "failed": bot.runner.failures})
+    return 0

@@ -1,0 +1,63 @@
+"""Uniswap V2 pool state for the strategy: which pairs exist, and their reserves per block.
+
+Pairs are discovered once (``factory.getPair`` for every pair of market assets, one
+multicall); each block then costs one multicall of ``getReserves`` for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+from bot.abi import load_abi
+from bot.multicall import Multicall, Read
+from strategies.api import PairQuote
+
+_FACTORY = load_abi("UniswapV2Factory")
+_PAIR = load_abi("UniswapV2Pair")
+ZERO = "0x" + "0" * 40
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    address: str
+    token0: str
+    token1: str
+
+
+class PairBook:
+    def __init__(self, multicall: Multicall, pairs: Sequence[_Pair]) -> None:
+        self.mc = multicall
+        self.pairs = tuple(pairs)
+
+    @classmethod
+    async def discover(
+        cls, multicall: Multicall, factory: str, assets: Sequence[str], block: int | str = "latest"
+    ) -> PairBook:
+        combos = list(combinations(sorted({a.lower() for a in assets}), 2))
+        found = await multicall.read(
+            [Read(factory, _FACTORY.fn("getPair"), (a, b)) for a, b in combos], block
+        )
+        addresses = [p for p in found if int(p, 16) != 0]
+        token0s = await multicall.read([Read(p, _PAIR.fn("token0")) for p in addresses], block)
+        pairs = []
+        for address, token0 in zip(addresses, token0s, strict=True):
+            a, b = next((a, b) for (a, b), p in zip(combos, found, strict=True) if p == address)
+            t0 = token0.lower()
+            pairs.append(_Pair(address, t0, b if t0 == a else a))
+        return cls(multicall, pairs)
+
+    async def quotes(self, block: int | str) -> dict[frozenset[str], PairQuote]:
+        """Every pair's reserves at ``block``, keyed by its two lower-case token addresses."""
+        if not self.pairs:
+            return {}
+        reserves = await self.mc.read(
+            [Read(p.address, _PAIR.fn("getReserves")) for p in self.pairs], block
+        )
+        return {
+            frozenset((p.token0, p.token1)): PairQuote(
+                p.address, p.token0, p.token1, int(r[0]), int(r[1])
+            )
+            for p, r in zip(self.pairs, reserves, strict=True)
+        }

@@ -1,0 +1,233 @@
+"""The whole bot on a fork of the devnet: crash, plan, simulate, send, settle.
+
+Real Aave V3 and Uniswap V2 bytecode, the real liquidator contract, the production
+pipeline (indexer → exact health → strategy → executor); only the clock is driven.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.abi import load_abi
+from bot.api import BlockRef
+from bot.chain.anvil import AnvilProcess
+from bot.devnet.crash import CrashSpec, devnet_bot, run_crash
+from bot.devnet.manifest import Manifest
+from bot.devnet.scenario import Scenario
+from bot.execution.liquidator import LIQUIDATOR_ABI
+from bot.ledger import Outcome
+from bot.rpc import JsonRpcClient, to_int
+from bot.wiring import BotService
+from strategies.api import StrategyInput
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+WAD = 10**18
+MAX_UINT = 2**256 - 1
+POOL = load_abi("Pool")
+ERC20 = load_abi("ERC20")
+
+
+async def head_of(rpc: JsonRpcClient) -> BlockRef:
+    j = await rpc.call("eth_getBlockByNumber", ["latest", False])
+    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
+
+
+async def plan_now(
+    bot: BotService, rpc: JsonRpcClient, limit: int | None = None
+) -> tuple[BlockRef, StrategyInput]:
+    """What the bot's strategy sees at the latest head, for (up to ``limit``) liquidatable
+    positions, in the sorted order of their users."""
+    runner = bot.runner
+    head = await head_of(rpc)
+    await bot.index.indexer.sync(head.number)
+    health = await runner.monitor.on_block(head, ())
+    book = bot.index.adapter.indexing.book
+    users = sorted(health.liquidatable)[:limit]
+    gas = await runner.gas(head, health.market)
+    inp = await runner.strategy_input(head, health.market, {u: book.users[u] for u in users}, gas)
+    return head, inp
+
+
+async def test_crash_is_liquidated_exactly_and_only_profitably(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    result = await run_crash(fork.url, m, tmp_path / "bot.db", CrashSpec())
+    won = [r for r in result.ledger if r.outcome == Outcome.WON]
+    assert len(won) >= 10, [(r.outcome, r.reason) for r in result.ledger]
+    # Every sent transaction succeeded: none reverted on chain, none still in flight.
+    assert {r.outcome for r in result.ledger} <= {"won", "raced", "unprofitable"}
+    assert not [r for r in result.ledger if r.outcome == "raced" and r.tx_hash]
+    for r in won:
+        # Realized profit is the strategy's prediction to the wei (same block state).
+        assert r.realized_profit == r.predicted_profit, r
+        assert r.realized_net_base > 0, r  # no unprofitable transaction was sent
+    assert result.profitable_after == 0, "a profitable liquidation was left on the table"
+    # The owner's balances grew by exactly the realized profits.
+    by_asset: dict[str, int] = {}
+    for r in won:
+        by_asset[r.debt_asset] = by_asset.get(r.debt_asset, 0) + r.realized_profit
+    for asset, total in by_asset.items():
+        out = await fork_rpc.call(
+            "eth_call",
+            [{"to": asset, "data": ERC20.fn("balanceOf").encode_hex(result.bot)}, "latest"],
+        )
+        assert ERC20.fn("balanceOf").decode_one(out) == total
+
+
+async def test_plan_beats_brute_force_over_pairs_and_amounts(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    await sc.scale_price("WBTC", 8_500)
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", live=False) as bot:
+        _, inp = await plan_now(bot, fork_rpc, limit=6)
+        market = inp.market
+        positions = dict(inp.positions)
+        victims = sorted(positions)
+        assert len(victims) >= 4
+        plans = {p.user: p for p in bot.runner.strategy.plan(inp)}
+        owner = bot.executor.settings.owner
+        liquidator = bot.executor.settings.liquidator
+        assert owner and liquidator
+    fn = LIQUIDATOR_ABI.fn("liquidate")
+    checked = 0
+    for user in victims:
+        state = positions[user]  # the indexer's, equal to the chain's (parity-tested)
+        collaterals = [rid for rid, u in state.reserves.items() if u.collateral_enabled]
+        debts = [rid for rid, u in state.reserves.items() if u.scaled_variable_debt > 0]
+        calls, labels = [], []
+        for c in collaterals:
+            for d in debts:
+                rc, rd = market.reserves[c], market.reserves[d]
+                total = state.reserves[d].scaled_variable_debt * rd.variable_borrow_index // 10**27
+                for k in range(1, 41):
+                    amount = max(1, total * k // 40)
+                    data = fn.encode_hex(rd.asset, amount, [(rc.asset, user, amount)], 0)
+                    calls.append(
+                        (
+                            "eth_call",
+                            [
+                                {"from": owner, "to": liquidator, "data": data},
+                                "latest",
+                                {},
+                                {"time": hex(inp.ts)},
+                            ],
+                        )
+                    )
+                    labels.append(rd)
+        results = await fork_rpc.batch(calls)
+        best = 0
+        for rd, res in zip(labels, results, strict=True):
+            if isinstance(res, str):
+                profit = fn.decode_one(res)
+                best = max(best, profit * rd.price // 10**rd.config.decimals)
+        if best == 0:
+            assert user not in plans  # nothing profitable, nothing planned
+            continue
+        plan = plans[user]
+        assert plan.profit_base >= best * 99 // 100, (user, plan.profit_base, best)
+        checked += 1
+    assert checked >= 3
+
+
+async def test_competitor_first_costs_only_a_simulation(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        runner = bot.runner
+        stale, inp = await plan_now(bot, fork_rpc)
+        plan = runner.strategy.plan(inp)[0]
+        victim = plan.user
+        # A competitor liquidates the victim until it is healthy, before the bot acts.
+        competitor = "0x000000000000000000000000000000000000c0DE"
+        debt, coll = plan.debt_asset, plan.steps[0].collateral_asset
+        symbol = next(r.symbol for r in m.reserves if r.address.lower() == debt.lower())
+        await sc.fund_eth(competitor, 10**20)
+        await sc.fund(competitor, symbol, 10**30)
+        await sc.send(competitor, debt, ERC20.fn("approve"), m.aave.pool, MAX_UINT)
+        account = POOL.fn("getUserAccountData")
+        for _ in range(4):
+            hf = (await sc.chain.call(m.aave.pool, account, victim))[5]
+            if hf >= WAD:
+                break
+            await sc.send(
+                competitor,
+                m.aave.pool,
+                POOL.fn("liquidationCall"),
+                coll,
+                debt,
+                victim,
+                MAX_UINT,
+                False,
+            )
+        assert (await sc.chain.call(m.aave.pool, account, victim))[5] >= WAD
+        await sc.chain.auto_impersonate(False)
+        signer = bot.executor.signer
+        assert signer is not None
+        nonce_before = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
+        # The bot acts on the head it saw before the competitor's block.
+        report = await runner.handle(stale)
+        rows = {r.id: r.user for r in bot.ledger.rows()}
+        mine = [a for a in report.attempts if rows[a.row] == victim]
+        assert mine and mine[0].outcome in (Outcome.RACED, Outcome.UNPROFITABLE)
+        assert mine[0].tx_hash == ""
+        sent = sum(a.outcome == Outcome.SENT for a in report.attempts)
+        nonce_after = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
+        # Other victims' transactions may go out; none for the one that was taken.
+        assert to_int(nonce_after) - to_int(nonce_before) == sent
+        # No retry loop: the next heads do not try the victim again.
+        for _ in range(3):
+            await sc.mine(1)
+            report = await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r.user for r in bot.ledger.rows()}
+            assert not [a for a in report.attempts if rows[a.row] == victim]
+
+
+async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        runner, executor = bot.runner, bot.executor
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            report = await runner.handle(await head_of(fork_rpc))
+            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+            assert sent
+            first = sent[0]
+            # Base fee far above what the transactions offer: they cannot be included.
+            for _ in range(executor.settings.replace_after_blocks):
+                await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(50 * 10**9)])
+                await sc.mine(1)
+                await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r for r in bot.ledger.rows()}
+            assert rows[first.row].outcome == "sent"
+            assert rows[first.row].tx_hash != first.tx_hash, (
+                "the stuck transaction was not replaced"
+            )
+            # Once fees come down, one of the two (same nonce) is mined and settles as won.
+            for _ in range(3):
+                await sc.mine(1)
+                await runner.handle(await head_of(fork_rpc))
+            row = next(r for r in bot.ledger.rows() if r.id == first.row)
+            assert row.outcome == "won" and row.realized_profit > 0
+            signer = executor.signer
+            assert signer is not None
+            nonce = to_int(
+                await fork_rpc.call("eth_getTransactionCount", [signer.address, "latest"])
+            )
+            mined = [r for r in bot.ledger.rows() if r.settled_block]
+            # Each transaction mined once (the first nonce deployed the liquidator).
+            assert nonce == len(mined) + 1
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
