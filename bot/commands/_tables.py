@@ -13,6 +13,10 @@ def _short(address: str) -> str:
     return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
 
 
+def _amount(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.6g}"
+
+
 def ledger_table(
     rows: Sequence[LedgerRow],
     *,
@@ -21,7 +25,8 @@ def ledger_table(
     decimals: Mapping[str, int] | None = None,
     title: str = "PnL ledger",
 ) -> Table:
-    """One line per plan: what it was worth at the oracle and what it realized."""
+    """One line per plan: what it was worth at the oracle and what it realized
+    ("=": the realized profit equals the prediction to the wei)."""
     sym = {k.lower(): v for k, v in (symbols or {}).items()}
     dec = {k.lower(): v for k, v in (decimals or {}).items()}
 
@@ -33,21 +38,22 @@ def ledger_table(
 
     t = Table(title=title)
     for col in (
-        "#", "block", "user", "repay → seize", "steps", "bonus $", "protocol fee $",
-        "swap cost $", "flash fee $", "gas $", "net $ (plan)", "profit (plan)",
-        "profit (realized)", "outcome",
+        "#", "block", "user", "repay→seize", "calls", "bonus $", "fee $", "swap $",
+        "flash $", "gas $", "net $", "profit", "realized", "outcome",
     ):  # fmt: skip
-        t.add_column(col, justify="right" if col.endswith(("$", ")", "steps", "block")) else "left")
+        left = col in ("user", "repay→seize", "outcome")
+        t.add_column(col, justify="left" if left else "right", no_wrap=col != "outcome")
     for r in rows:
         unit = 10 ** dec.get(r.debt_asset.lower(), 0)
         seized = ",".join(dict.fromkeys(asset(c) for c in r.collateral_assets.split(",") if c))
-        realized = f"{r.realized_profit / unit:,.4f}" if r.outcome == "won" else "—"
+        realized = _amount(r.realized_profit / unit) if r.outcome == "won" else "—"
         exact = r.outcome == "won" and r.realized_profit == r.predicted_profit
+        reason = r.reason.removeprefix("simulation: ")
         t.add_row(
             str(r.id),
             str(r.block),
             _short(r.user),
-            f"{asset(r.debt_asset)} → {seized}",
+            f"{asset(r.debt_asset)}→{seized}",
             str(r.steps),
             usd(r.bonus_base),
             usd(r.protocol_fee_base),
@@ -55,8 +61,8 @@ def ledger_table(
             usd(r.flash_premium_base),
             usd(r.realized_gas_cost_base if r.outcome == "won" else r.predicted_gas_cost_base),
             usd(r.predicted_net_base),
-            f"{r.predicted_profit / unit:,.4f}",
-            realized + (" ✓" if exact else ""),
-            r.outcome + (f" ({r.reason})" if r.reason and r.outcome != "won" else ""),
+            f"{_amount(r.predicted_profit / unit)} {asset(r.debt_asset)}",
+            realized + (" =" if exact else ""),
+            r.outcome + (f": {reason[:40]}" if reason and r.outcome != "won" else ""),
         )
     return t

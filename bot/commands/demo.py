@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> int:
     from bot.rpc import JsonRpcClient
 
     # Piped output (CI logs, files) gets a fixed width instead of rich's 80-column default.
-    console = Console() if sys.stdout.isatty() else Console(width=130)
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     cache = None if str(args.state_cache) == "none" else args.state_cache
     t0 = time.monotonic()
     with console.status("bringing up the devnet (anvil + Aave V3 + Uniswap V2 + borrowers)…"):
