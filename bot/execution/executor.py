@@ -327,8 +327,12 @@ class Executor:
         return Attempt(outcome, flight.row, flight.tx_hash, reason or "")
 
     async def _replay(self, flight: _InFlight, block: int) -> str | None:
-        tx = {"from": self.signer.address if self.signer else None, "to": self.settings.liquidator}
-        tx["data"] = "0x" + flight.data.hex()
+        assert self.signer is not None  # only sent transactions are replayed
+        tx = {
+            "from": self.signer.address,
+            "to": self.settings.liquidator,
+            "data": "0x" + flight.data.hex(),
+        }
         try:
             await self.rpc.call("eth_call", [tx, hex(block)])
         except ExecutionReverted as e:

@@ -160,6 +160,19 @@ _ACCOUNT_FIELDS: Final = (
 _new_account_data = _account_data_factory()
 
 
+def category_price(category: EModeCategory, emode_prices: Mapping[int, int] | None) -> int | None:
+    """The category's oracle price, 0 without a price source, None if it cannot be had."""
+    try:
+        has_source = int(category.price_source, 16) != 0
+    except (ValueError, TypeError):
+        return None
+    if not has_source:
+        return 0
+    if emode_prices is None:
+        return None
+    return emode_prices.get(category.id)
+
+
 class AccountEvaluator:
     """``calculate_account_data`` for many users against one market snapshot at ``ts``.
 
@@ -199,7 +212,7 @@ class AccountEvaluator:
         for cid, category in market.emode_categories.items():
             if cid == 0 or category.id != cid:
                 continue
-            emode_price = self._category_price(category)
+            emode_price = category_price(category, self._emode_prices)
             if emode_price is None:
                 continue  # missing price: users of this category go to the reference
             table = dict(base)
@@ -211,18 +224,6 @@ class AccountEvaluator:
                     r, inc, dbt, price, category.ltv, category.liquidation_threshold
                 )
             self._tables[cid] = table
-
-    def _category_price(self, category: EModeCategory) -> int | None:
-        """The category's oracle price, 0 without a price source, None if it cannot be had."""
-        try:
-            has_source = int(category.price_source, 16) != 0
-        except (ValueError, TypeError):
-            return None
-        if not has_source:
-            return 0
-        if self._emode_prices is None:
-            return None
-        return self._emode_prices.get(category.id)
 
     def _reference(self, position: UserPosition) -> AccountData:
         return calculate_account_data(

@@ -28,7 +28,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from bot.adapters.aave_v3.evaluator import AccountEvaluator
+from bot.adapters.aave_v3.evaluator import AccountEvaluator, category_price
 from bot.adapters.aave_v3.health import (
     AccountData,
     EModeCategory,
@@ -356,19 +356,6 @@ def _reserve_row(
     return head + b"".join(t.to_bytes(8, "little") for t in (decimals, eff_ltv, lt, flags))
 
 
-def _category_price(category: EModeCategory, emode_prices: Mapping[int, int] | None) -> int | None:
-    """The category's oracle price, 0 without a price source, None if it cannot be had."""
-    try:
-        has_source = int(category.price_source, 16) != 0
-    except (ValueError, TypeError):
-        return None
-    if not has_source:
-        return 0
-    if emode_prices is None:
-        return None
-    return emode_prices.get(category.id)
-
-
 def _tables(
     market: MarketState, ts: int, emode_prices: Mapping[int, int] | None
 ) -> tuple[U64, I64]:
@@ -404,7 +391,7 @@ def _tables(
     for cid, category in market.emode_categories.items():
         if not 0 < cid < _MAX_CATEGORY or category.id != cid:
             continue
-        price = _category_price(category, emode_prices)
+        price = category_price(category, emode_prices)
         if price is None or not _fits(price):
             continue
         slot_of[cid] = len(blobs)
