@@ -8,9 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-from strategies.api import CloseFactorRules
-from strategies.default import DefaultStrategy
-
 from bot.abi import load_abi
 from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
 from bot.api import HeadSource
@@ -28,6 +25,8 @@ from bot.ledger import Ledger
 from bot.multicall import Read
 from bot.rpc import JsonRpcClient, RpcSettings, to_int
 from bot.runner import Runner, RunSettings
+from strategies.api import CloseFactorRules
+from strategies.default import DefaultStrategy
 
 
 @dataclass(slots=True)
