@@ -106,6 +106,16 @@ class ExecutorConfig(_Section):
     simulate_block: Literal["pending", "latest"] = "pending"
 
 
+class MetricsConfig(_Section):
+    port: int | None = Field(
+        default=None, ge=0, le=65_535, description="serve /metrics and /health; None: disabled"
+    )
+    host: str = Field(default="127.0.0.1", description="loopback unless exposed on purpose")
+    stale_after_s: float = Field(
+        default=60.0, gt=0, description="/health fails once the last head is older than this"
+    )
+
+
 class Settings(_Section):
     chain: ChainSettings
     market: MarketSettings
@@ -114,6 +124,7 @@ class Settings(_Section):
     swap: SwapSettings = SwapSettings()
     strategy: StrategyConfig = StrategyConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @classmethod
     def load(

@@ -24,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    import contextlib
     import logging
 
     from bot.chain.heads import LatestHeads
     from bot.commands._common import load_settings
     from bot.commands._signals import stop_event
+    from bot.metrics import Metrics
     from bot.runner import HeadReport
     from bot.wiring import open_bot
 
@@ -39,7 +41,7 @@ async def run(args: argparse.Namespace) -> int:
             update={"executor": settings.executor.model_copy(update={"mode": "dry-run"})}
         )
     stop = stop_event()
-    async with open_bot(settings) as bot:
+    async with open_bot(settings) as bot, contextlib.AsyncExitStack() as stack:
         ex = bot.executor
         who = ex.signer.address if ex.signer else "no key"
         print(
@@ -47,15 +49,25 @@ async def run(args: argparse.Namespace) -> int:
             f"{ex.settings.liquidator or 'none'}; ledger {settings.indexer.database}",
             flush=True,
         )
+        indexing = bot.index.adapter.indexing
+        metrics: Metrics | None = None
+        mc = settings.metrics
+        if mc.port is not None:
+            metrics = Metrics(rpc=bot.index.rpc, stale_after_s=mc.stale_after_s)
+            metrics.observe_ledger(bot.ledger.rows())
+            url = await stack.enter_async_context(metrics.serve(mc.host, mc.port))
+            print(f"metrics: {url}/metrics, health: {url}/health", flush=True)
         ix = bot.index.indexer
         report = await ix.sync()
-        print(
-            f"indexed to block {report.head.number}: {len(bot.index.adapter.indexing.book)} "
-            "accounts",
-            flush=True,
-        )
+        print(f"indexed to block {report.head.number}: {len(indexing.book)} accounts", flush=True)
+        if metrics is not None:
+            metrics.positions.set(len(indexing.book))
 
         def count(report: HeadReport) -> None:
+            if metrics is not None:
+                metrics.observe(report, positions=len(indexing.book))
+                if report.settled:
+                    metrics.observe_ledger(bot.ledger.rows())
             if args.blocks is not None and bot.runner.handled >= args.blocks:
                 stop.set()
 

@@ -94,3 +94,15 @@ def test_example_config_is_valid() -> None:
     s = Settings.load(example, env={})
     assert s.chain.chain_id == 1
     assert s.market.start_block > 0
+
+
+def test_metrics_section(tmp_path: Path) -> None:
+    s = Settings.load(write(tmp_path, GOOD), env={})
+    assert s.metrics.port is None
+    assert s.metrics.host == "127.0.0.1"
+    assert s.metrics.stale_after_s == 60
+    s = Settings.load(write(tmp_path, GOOD), env={"LIQBOT_METRICS__PORT": "9100"})
+    assert s.metrics.port == 9100
+    with pytest.raises(ConfigError) as e:
+        Settings.load(write(tmp_path, GOOD), env={"LIQBOT_METRICS__PORT": "70000"})
+    assert e.value.key == "metrics.port"
