@@ -43,6 +43,10 @@ class RpcTransportError(RpcError):
     """The endpoint did not answer usefully (timeout, HTTP error, garbage): retryable."""
 
 
+class RequestTooLarge(RpcError):
+    """HTTP 413: the node refuses the request body's size; a batch is split, not retried."""
+
+
 class ExecutionReverted(RpcError):
     """The node executed the call and it reverted; never retried."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from asyncio_throttle import Throttler
 
-from bot.errors import ExecutionReverted, RpcError, RpcTransportError
+from bot.errors import ExecutionReverted, RequestTooLarge, RpcError, RpcTransportError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class RpcSettings:
     retries: int = 4
     backoff_base_s: float = 0.2
     backoff_max_s: float = 8.0
+    # A provider's Retry-After is honoured up to this (an hour-long one would stall the bot).
+    retry_after_max_s: float = 30.0
     max_batch: int = 250
     max_batch_bytes: int = 2_000_000  # nodes and providers cap request bodies
 
@@ -146,7 +148,17 @@ class JsonRpcClient:
 
     async def _batch_group(self, group: list[tuple[int, str, str]]) -> list[Any]:
         label = f"batch[{len(group)}]:{group[0][1]}"
-        answer = await self._post("[" + ",".join(item for _, _, item in group) + "]", label)
+        try:
+            answer = await self._post("[" + ",".join(item for _, _, item in group) + "]", label)
+        except RequestTooLarge:
+            if len(group) == 1:
+                raise
+            # The node's body limit is below ours: halve the batch until it fits.
+            half = len(group) // 2
+            first, second = await asyncio.gather(
+                self._batch_group(group[:half]), self._batch_group(group[half:])
+            )
+            return first + second
         if not isinstance(answer, list):
             if isinstance(answer, dict) and "error" in answer:
                 raise _classify(label, answer["error"])
@@ -177,15 +189,22 @@ class JsonRpcClient:
                     async with self._http().post(
                         self.url, data=body, headers={"Content-Type": "application/json"}
                     ) as resp:
-                        text = await resp.text()
-                        if resp.status == 429 or resp.status >= 500:
+                        # Bytes, not resp.text(): a body that is not UTF-8 (an HTML error
+                        # page, garbage) must be a transport error, not a UnicodeDecodeError.
+                        text = (await resp.read()).decode("utf-8", errors="replace")
+                        if resp.status in (408, 429) or resp.status >= 500:
                             ra = resp.headers.get("Retry-After")
                             retry_after = (
-                                float(ra) if ra and ra.replace(".", "", 1).isdigit() else None
+                                min(float(ra), s.retry_after_max_s)
+                                if ra and ra.replace(".", "", 1).isdigit()
+                                else None
                             )
                             raise RpcTransportError(label, f"HTTP {resp.status}: {text[:120]}")
+                        if resp.status == 413:
+                            raise RequestTooLarge(label, f"HTTP 413: {text[:120]}")
                         if resp.status != 200:
-                            raise RpcTransportError(label, f"HTTP {resp.status}: {text[:120]}")
+                            # Other 4xx (auth, bad URL): the same request fails again.
+                            raise RpcError(label, f"HTTP {resp.status}: {text[:120]}")
                 try:
                     return json.loads(text)
                 except json.JSONDecodeError as e:

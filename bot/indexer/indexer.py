@@ -127,10 +127,10 @@ class Indexer:
         start = self.confirmed_block + 1
         changed: set[Key] = set()
         async for first, last, logs in self.fetcher.chunks(start, to_block):
+            end = await self._check_window(first, last, logs)
             effects = await self.protocol.resolve(self.protocol.decode(logs))
             dirty = self.protocol.apply(effects)
             changed |= dirty
-            end = await self.block(last)
             cp = Checkpoint(end.number, end.hash)
             self.store.commit(self.protocol.rows(dirty), cp, _records(effects))
             self.checkpoint = cp
@@ -139,6 +139,37 @@ class Indexer:
             if progress:
                 progress(last, to_block)
         return changed
+
+    async def _check_window(self, first: int, last: int, logs: Sequence[RawLog]) -> BlockRef:
+        """The window's last header, once its logs are shown to belong to the chain.
+
+        A node that answers ``eth_getLogs`` with another range, or with another fork's
+        blocks, must not write its story to disk. Every log's block number must lie in
+        the window, and the hashes of the first and last blocks with logs must be the
+        chain's (fetched with the window's last header in one round trip): a sample, since
+        confirmed history does not reorganise and a full header check per block would
+        double a mainnet backfill's traffic.
+        """
+        stray = [lg.block_number for lg in logs if not first <= lg.block_number <= last]
+        if stray:
+            raise RpcTransportError(
+                "eth_getLogs", f"logs of block {stray[0]} answered for window {first}-{last}"
+            )
+        samples = {lg.block_number: lg.block_hash for lg in (logs[0], logs[-1])} if logs else {}
+        numbers = [last, *sorted(samples.keys() - {last})]
+        headers = await self.rpc.batch_strict(
+            [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+        )
+        if any(h is None for h in headers):
+            raise RpcTransportError("eth_getBlockByNumber", f"a block of {first}-{last} is missing")
+        refs = {ref.number: ref for ref in map(_block_ref, headers)}
+        for number, block_hash in samples.items():
+            if refs[number].hash.lower() != block_hash.lower():
+                raise RpcTransportError(
+                    "eth_getLogs",
+                    f"logs of block {number} carry hash {block_hash}, not the chain's",
+                )
+        return refs[last]
 
     async def _verify_checkpoint(self) -> None:
         """After a (re)start, the persisted checkpoint must still be on the canonical chain."""

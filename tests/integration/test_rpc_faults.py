@@ -3,7 +3,7 @@
 Transient faults (slow, hung, 5xx, 429, dropped, truncated, garbage answers) are ridden
 out by the client's retries: the backfill completes and the state equals the chain. A node
 on the wrong chain is refused at start-up. A node that lies about logs is caught in the
-tip (hash linkage) but not, today, in the backfill (the xfail tests below).
+tip (hash linkage) and in the backfill (window bounds and sampled block hashes).
 """
 
 from __future__ import annotations
@@ -154,11 +154,6 @@ async def test_tip_refuses_lying_logs(
         await assert_parity(direct, manifest, adapter, h)
 
 
-@pytest.mark.xfail(
-    reason="finding: Indexer.backfill applies eth_getLogs answers without checking them "
-    "against the window (block numbers) or the chain (block hashes)",
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": the lie goes unnoticed
-)
 @pytest.mark.parametrize("lie", LIES, ids=[f.name for f in LIES])
 async def test_backfill_refuses_lying_logs(
     proxy: FaultProxy, direct: JsonRpcClient, manifest: Manifest, lie: Fault

@@ -324,11 +324,6 @@ async def test_client_gives_up_after_its_retries(proxied: Env) -> None:
         assert rpc.round_trips == FAST.retries + 1
 
 
-@pytest.mark.xfail(
-    reason="finding: JsonRpcClient._post decodes with resp.text(); a non-UTF-8 body raises "
-    "UnicodeDecodeError, which is neither retried nor an RpcError",
-    raises=UnicodeDecodeError,
-)
 async def test_client_retries_binary_garbage(proxied: Env) -> None:
     _, proxy, _ = proxied
     proxy.inject(Fault.GARBAGE, times=1, body=b"\xff\xfe\x00 not json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -132,3 +133,36 @@ async def test_batch_item_errors_stay_per_item(server: tuple[Scripted, str]) -> 
     assert ok == "0x1"
     assert isinstance(bad, ExecutionReverted)
     assert isinstance(missing, RpcTransportError)
+
+
+async def test_413_splits_the_batch_until_it_fits(server: tuple[Scripted, str]) -> None:
+    s, url = server
+
+    def limit(body: Any) -> Any:
+        return web.Response(status=413, text="request entity too large")
+
+    # The node takes at most 2 requests per body: 8 calls -> 8, 4+4, 2+2+2+2.
+    s.script = [limit, limit, limit, "echo", "echo", "echo", "echo"]
+    async with JsonRpcClient(url, FAST) as rpc:
+        assert await rpc.batch([("m", [i]) for i in range(8)]) == [[i] for i in range(8)]
+    assert sorted(len(b) for b in s.received) == [2, 2, 2, 2, 4, 4, 8]
+
+
+async def test_other_4xx_are_not_retried(server: tuple[Scripted, str]) -> None:
+    s, url = server
+    s.script = [lambda body: web.Response(status=401, text="bad api key")] * 5
+    async with JsonRpcClient(url, FAST) as rpc:
+        with pytest.raises(RpcError, match="HTTP 401") as info:
+            await rpc.call("eth_chainId")
+        assert not isinstance(info.value, RpcTransportError)
+    assert len(s.received) == 1
+
+
+async def test_retry_after_is_capped(server: tuple[Scripted, str]) -> None:
+    s, url = server
+    s.script = [lambda body: web.Response(status=429, headers={"Retry-After": "3600"})]
+    settings = RpcSettings(retries=1, backoff_base_s=0.001, retry_after_max_s=0.05)
+    async with JsonRpcClient(url, settings) as rpc:
+        t0 = time.monotonic()
+        assert await rpc.call("m", [7]) == [7]
+        assert time.monotonic() - t0 < 5
