@@ -104,6 +104,18 @@ class ExecutorConfig(_Section):
     replace_after_blocks: int = Field(default=3, ge=1)
     cooldown_blocks: int = Field(default=5, ge=0)
     simulate_block: Literal["pending", "latest"] = "pending"
+    max_daily_loss: Decimal | None = Field(
+        default=None, ge=0, description="stop sending past this realized loss in 24h (base)"
+    )
+    kill_switch_file: Path | None = Field(
+        default=None, description="sending stops while this file exists"
+    )
+
+
+class RunConfig(_Section):
+    max_consecutive_failures: int = Field(
+        default=20, ge=1, description="exit non-zero after this many failed heads in a row"
+    )
 
 
 class MetricsConfig(_Section):
@@ -124,6 +136,7 @@ class Settings(_Section):
     swap: SwapSettings = SwapSettings()
     strategy: StrategyConfig = StrategyConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    run: RunConfig = RunConfig()
     metrics: MetricsConfig = MetricsConfig()
 
     @classmethod

@@ -79,6 +79,10 @@ class FatalError(LiqbotError):
     """Stop the bot: a supervisor should restart it."""
 
 
+class BotHalted(FatalError):
+    """Too many consecutive failures: exit non-zero for a supervisor to restart."""
+
+
 class ChainMismatchError(FatalError):
     def __init__(self, expected: int, actual: int, url: str) -> None:
         self.expected = expected

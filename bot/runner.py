@@ -22,7 +22,7 @@ from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 from bot.chain.heads import LatestHeads
-from bot.errors import FatalError
+from bot.errors import BotHalted, FatalError
 from bot.execution.executor import Attempt, Executor, GasContext
 from bot.execution.quotes import PairBook
 from bot.execution.sequencing import PlanSequence
@@ -43,6 +43,7 @@ class RunSettings:
     block_time_s: int
     flash_premium_bps: int
     priority_fee_wei: int
+    max_consecutive_failures: int = 20
     # Measured on the devnet: 540k gas for one flash liquidation + swap, 662k for two.
     gas_units_base: int = 420_000
     gas_units_per_step: int = 122_000
@@ -172,7 +173,13 @@ class Runner:
         stop: asyncio.Event,
         on_report: Callable[[HeadReport], None] | None = None,
     ) -> None:
-        """Handle heads until ``stop`` is set (SIGINT/SIGTERM) or a fatal error."""
+        """Handle heads until ``stop`` is set (SIGINT/SIGTERM) or a fatal error.
+
+        ``max_consecutive_failures`` failed heads in a row raise ``BotHalted``: something is
+        persistently wrong (the node, the config), and a supervisor restarting the process
+        with an alert beats a bot that silently does nothing.
+        """
+        streak = 0
         while not stop.is_set():
             next_head = asyncio.ensure_future(heads.next())
             stopping = asyncio.ensure_future(stop.wait())
@@ -190,9 +197,18 @@ class Runner:
                 # A timeout, a lying or rate-limiting RPC, a reorg deeper than the tip: the
                 # next head retries from the indexer's checkpoint, so nothing is lost.
                 self.failures += 1
+                streak += 1
                 log.exception("block failed", extra={"block": head.number, "err": repr(e)})
                 report = HeadReport(head, 0, 0, (), (), 0.0, error=repr(e))
+                if streak >= self.settings.max_consecutive_failures:
+                    if on_report is not None:
+                        on_report(report)
+                    raise BotHalted(
+                        f"{streak} heads in a row failed (last: block {head.number}, {e!r}); "
+                        "check the node and the configuration, then restart"
+                    ) from e
             else:
                 self.handled += 1
+                streak = 0
             if on_report is not None:
                 on_report(report)

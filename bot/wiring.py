@@ -162,6 +162,10 @@ async def open_bot(
                     cooldown_blocks=ex.cooldown_blocks,
                     min_profit_base=min_profit_base,
                     simulate_tag=ex.simulate_block,
+                    max_daily_loss_base=(
+                        None if ex.max_daily_loss is None else int(ex.max_daily_loss * unit)
+                    ),
+                    kill_switch=ex.kill_switch_file,
                 ),
                 signer,
                 chain_id,
@@ -183,6 +187,7 @@ async def open_bot(
                     block_time_s=st.block_time_s,
                     flash_premium_bps=int(premium),
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
+                    max_consecutive_failures=settings.run.max_consecutive_failures,
                 ),
             )
             yield BotService(svc, runner, executor, ledger)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.api import BlockRef, LiquidationPlan
 from bot.errors import ExecutionReverted, RpcError
+from bot.execution.guards import KillSwitch, LossGuard
 from bot.execution.keys import Signer
 from bot.execution.liquidator import LIQUIDATOR_ABI, decode_revert, encode_liquidate
 from bot.ledger import Ledger, Outcome
@@ -48,6 +50,8 @@ class ExecutorSettings:
     cooldown_blocks: int = 5
     min_profit_base: int = 0
     simulate_tag: str = "pending"
+    max_daily_loss_base: int | None = None  # stop sending past this realized loss in 24h
+    kill_switch: Path | None = None  # stop sending while this file exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,12 @@ class Executor:
         self._in_flight: dict[str, _InFlight] = {}  # by user (lower-case)
         self._cooldown: dict[str, int] = {}  # user -> first block it may be tried again
         self._overrides = True  # until the node rejects eth_call block overrides
+        self.losses = LossGuard(settings.max_daily_loss_base)
+        self.kill_switch = KillSwitch(settings.kill_switch)
+
+    def held(self, now: int) -> str | None:
+        """Why sending is stopped right now (kill switch, loss cap), or None."""
+        return self.kill_switch.engaged() or self.losses.tripped(now)
 
     @property
     def dry_run(self) -> bool:
@@ -179,12 +189,14 @@ class Executor:
                 f"(simulated profit {simulated}, gas {estimate})",
                 outcome=Outcome.UNPROFITABLE,
             )
-        if self.dry_run:
-            row = self.ledger.record(
-                plan, head.number, Outcome.DRY_RUN, reason=f"simulated profit {simulated}"
-            )
+        held = self.held(head.timestamp)
+        if self.dry_run or held:
+            reason = f"simulated profit {simulated}" + (f"; not sent: {held}" if held else "")
+            if held:
+                log.warning("sending held", extra={"user": plan.user, "why": held})
+            row = self.ledger.record(plan, head.number, Outcome.DRY_RUN, reason=reason)
             self._cool(plan.user, head.number)
-            return Attempt(Outcome.DRY_RUN, row, reason=f"simulated profit {simulated}")
+            return Attempt(Outcome.DRY_RUN, row, reason=reason)
         row = self.ledger.record(plan, head.number, Outcome.SENT)
         flight = _InFlight(row, plan, -1, "", head.number, gas_limit, max_fee, priority, data)
         try:
@@ -298,6 +310,7 @@ class Executor:
         }
         if to_int(receipt["status"]) == 1:
             profit = _realized_profit(receipt, self.settings.liquidator)
+            self.losses.record(head.timestamp, _value(plan, profit) - gas_base)
             self.ledger.update(
                 flight.row,
                 Outcome.WON,
@@ -315,6 +328,7 @@ class Executor:
             if reason is None or any(r in reason for r in RACE_REASONS)
             else (Outcome.REVERTED)
         )
+        self.losses.record(head.timestamp, -gas_base)
         self.ledger.update(
             flight.row,
             outcome,

@@ -16,6 +16,7 @@ from bot.chain.anvil import AnvilProcess
 from bot.devnet.crash import CrashSpec, devnet_bot, run_crash
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
+from bot.execution.guards import KillSwitch
 from bot.execution.liquidator import LIQUIDATOR_ABI
 from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient, to_int
@@ -232,3 +233,28 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
             assert nonce == len(mined) + 1
         finally:
             await fork_rpc.call("evm_setAutomine", [True])
+
+
+async def test_kill_switch_holds_sending_and_records_the_plans(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    stop_file = tmp_path / "STOP"
+    stop_file.touch()
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        bot.executor.kill_switch = KillSwitch(stop_file)
+        signer = bot.executor.signer
+        assert signer is not None
+        nonce = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
+        report = await bot.runner.handle(await head_of(fork_rpc))
+        assert report.attempts
+        assert {a.outcome for a in report.attempts} == {Outcome.DRY_RUN}
+        assert all("kill switch" in a.reason for a in report.attempts)
+        assert await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"]) == nonce
+        # Released: the plans go out once the users' cooldown has passed.
+        stop_file.unlink()
+        await sc.mine(bot.executor.settings.cooldown_blocks)
+        report = await bot.runner.handle(await head_of(fork_rpc))
+        assert any(a.outcome == Outcome.SENT for a in report.attempts)
