@@ -88,6 +88,11 @@ class StrategyConfig(_Section):
     block_time_s: int = Field(
         default=12, ge=0, description="plans are priced at head timestamp + this"
     )
+    max_price_age_s: int | None = Field(
+        default=90_000,
+        ge=1,
+        description="positions holding an asset whose feed is older are not liquidated",
+    )
 
 
 class ExecutorConfig(_Section):

@@ -48,11 +48,23 @@ class Multicall:
             out.extend((bool(ok), bytes(data)) for ok, data in self._aggregate3.decode_one(a))
         return out
 
-    async def read(self, reads: Sequence[Read], block: int | str = "latest") -> list[Any]:
-        """Decoded results; a failed read raises ``ExecutionReverted`` naming it."""
+    async def read(
+        self, reads: Sequence[Read], block: int | str = "latest", *, optional: int = 0
+    ) -> list[Any]:
+        """Decoded results; a failed read raises ``ExecutionReverted`` naming it, except
+        among the last ``optional`` reads, where a failure (a revert, undecodable data)
+        gives None."""
         raw = await self.raw([(r.target, r.fn.encode(*r.args)) for r in reads], block)
+        first_optional = len(reads) - optional
         out = []
-        for r, (ok, data) in zip(reads, raw, strict=True):
+        for i, (r, (ok, data)) in enumerate(zip(reads, raw, strict=True)):
+            if i >= first_optional:
+                try:
+                    vals = r.fn.decode(data) if ok else None
+                except Exception:
+                    vals = None
+                out.append(vals if vals is None or len(vals) != 1 else vals[0])
+                continue
             if not ok:
                 raise ExecutionReverted(
                     f"{r.fn.signature}@{r.target}", "reverted in multicall", data="0x" + data.hex()

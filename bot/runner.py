@@ -44,6 +44,7 @@ class RunSettings:
     flash_premium_bps: int
     priority_fee_wei: int
     max_consecutive_failures: int = 20
+    max_price_age_s: int | None = None  # older oracle prices are not acted on
     # Measured on the devnet: 540k gas for one flash liquidation + swap, 662k for two.
     gas_units_base: int = 420_000
     gas_units_per_step: int = 122_000
@@ -75,7 +76,7 @@ class Runner:
         self.rpc = rpc
         self.indexer = indexer
         self.adapter = adapter
-        self.monitor = HealthMonitor(adapter)
+        self.monitor = HealthMonitor(adapter, settings.max_price_age_s)
         self.pairs = pairs
         self.strategy = strategy
         self.executor = executor

@@ -188,6 +188,7 @@ async def open_bot(
                     flash_premium_bps=int(premium),
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
                     max_consecutive_failures=settings.run.max_consecutive_failures,
+                    max_price_age_s=st.max_price_age_s,
                 ),
             )
             yield BotService(svc, runner, executor, ledger)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.abi import load_abi
+from bot.adapters.aave_v3.reader import MarketState
 from bot.api import BlockRef
 from bot.chain.anvil import AnvilProcess
 from bot.devnet.crash import CrashSpec, devnet_bot, run_crash
-from bot.devnet.manifest import Manifest
+from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.devnet.scenario import Scenario
 from bot.execution.guards import KillSwitch
 from bot.execution.liquidator import LIQUIDATOR_ABI
@@ -28,6 +29,7 @@ WAD = 10**18
 MAX_UINT = 2**256 - 1
 POOL = load_abi("Pool")
 ERC20 = load_abi("ERC20")
+FEED = load_abi("SettableAggregator")
 
 
 async def head_of(rpc: JsonRpcClient) -> BlockRef:
@@ -258,3 +260,49 @@ async def test_kill_switch_holds_sending_and_records_the_plans(
         await sc.mine(bot.executor.settings.cooldown_blocks)
         report = await bot.runner.handle(await head_of(fork_rpc))
         assert any(a.outcome == Outcome.SENT for a in report.attempts)
+
+
+async def test_zero_or_stale_prices_set_their_positions_aside(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    await sc.scale_price("WBTC", 7_000)
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", live=False) as bot:
+        runner = bot.runner
+        book = bot.index.adapter.indexing.book
+        head = await head_of(fork_rpc)
+        await bot.index.indexer.sync(head.number)
+        before = await runner.monitor.on_block(head, ())
+        ids = {r.symbol: rid for rid, r in _by_symbol(m, before.market).items()}
+
+        def holds(user: str, rid: int) -> bool:
+            u = book.users[user].reserves.get(rid)
+            return u is not None and (u.collateral_enabled or u.borrowing)
+
+        assert any(holds(u, ids["WBTC"]) for u in before.liquidatable)
+        assert any(not holds(u, ids["WBTC"]) for u in before.liquidatable)
+        # A feed answers 0: only the positions that hold WBTC are set aside.
+        await sc.set_price("WBTC", 0, align_pools=False)
+        head = await head_of(fork_rpc)
+        health = await runner.monitor.on_block(head, ())
+        assert health.unpriced == {ids["WBTC"]: "zero price"}
+        assert health.set_aside and all(holds(u, ids["WBTC"]) for u in health.set_aside)
+        assert health.liquidatable and not any(holds(u, ids["WBTC"]) for u in health.liquidatable)
+        report = await runner.handle(await head_of(fork_rpc))  # the pipeline keeps running
+        rows = {r.id: r.user for r in bot.ledger.rows()}
+        assert report.attempts and not any(holds(rows[a.row], ids["WBTC"]) for a in report.attempts)
+        # WETH's feed stops updating: its last answer is older than the allowed age.
+        feed = m.reserve("WETH").price_feed
+        price = await sc.price("WETH")
+        old = head.timestamp - 100_000
+        await sc.send(m.deployer, feed, FEED.fn("setAnswerWithTimestamp"), price, old)
+        health = await runner.monitor.on_block(await head_of(fork_rpc), ())
+        assert health.unpriced[ids["WETH"]].startswith("price ")
+        assert not any(holds(u, ids["WETH"]) for u in health.liquidatable)
+
+
+def _by_symbol(m: Manifest, market: MarketState) -> dict[int, ReserveInfo]:
+    by_asset = {r.address.lower(): r for r in m.reserves}
+    return {rid: by_asset[r.asset.lower()] for rid, r in market.reserves.items()}

@@ -16,14 +16,15 @@ spent only on the affected set.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
 from bot.adapters.aave_v3.health import AccountData
 from bot.adapters.aave_v3.kernel import PackedBook
 from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.screening import Screener
+from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,17 @@ class BlockHealth:
     liquidatable: frozenset[str]  # every user with exact HF < 1 at this block
     accounts: dict[str, AccountData]  # exact account data of the evaluated users
     market: MarketState  # reserves, prices and e-mode categories read at this block
+    # Reserves whose price cannot be trusted at this block (zero, or older than the
+    # allowed age), and the liquidatable users left out because they hold one.
+    unpriced: Mapping[int, str] = field(default_factory=dict)
+    set_aside: frozenset[str] = frozenset()
 
 
 class HealthMonitor:
-    def __init__(self, adapter: AaveV3Adapter) -> None:
+    def __init__(self, adapter: AaveV3Adapter, max_price_age_s: int | None = None) -> None:
         self.adapter = adapter
+        self.max_price_age_s = max_price_age_s
+        self._unpriced: dict[int, str] = {}
         self.prices: dict[int, int] = {}
         self.health: dict[str, int] = {}  # last exact HF per user
         self._screener: Screener | None = None
@@ -94,7 +101,10 @@ class HealthMonitor:
         accounts = batch.accounts()
         for u, a in accounts.items():
             self.health[u] = a.health_factor
-        liquidatable = frozenset(u for u, a in accounts.items() if a.health_factor < WAD)
+        below = frozenset(u for u, a in accounts.items() if a.health_factor < WAD)
+        unpriced = self._check_prices(market, head)
+        set_aside = frozenset(u for u in below if _touches(book.users.get(u), unpriced))
+        liquidatable = below - set_aside
         log.debug(
             "health",
             extra={
@@ -105,5 +115,45 @@ class HealthMonitor:
             },
         )
         return BlockHealth(
-            head.number, head.timestamp, moved, frozenset(accounts), liquidatable, accounts, market
+            head.number,
+            head.timestamp,
+            moved,
+            frozenset(accounts),
+            liquidatable,
+            accounts,
+            market,
+            unpriced,
+            set_aside,
         )
+
+    def _check_prices(self, market: MarketState, head: BlockRef) -> dict[int, str]:
+        """Reserves with a zero or stale price; a warning whenever that set changes."""
+        bad: dict[int, str] = {}
+        for rid, r in market.reserves.items():
+            updated = market.price_updated_at.get(rid)
+            if r.price == 0:
+                bad[rid] = "zero price"
+            elif (
+                self.max_price_age_s is not None
+                and updated is not None
+                and head.timestamp - updated > self.max_price_age_s
+            ):
+                bad[rid] = f"price {head.timestamp - updated}s old"
+        if bad != self._unpriced:
+            for rid, why in bad.items():
+                log.warning(
+                    "untrusted price: positions holding it are not liquidated",
+                    extra={"asset": market.reserves[rid].asset, "why": why, "block": head.number},
+                )
+            self._unpriced = bad
+        return bad
+
+
+def _touches(position: UserPosition | None, reserves: Mapping[int, str]) -> bool:
+    """Whether the position's health depends on any of ``reserves``."""
+    if position is None or not reserves:
+        return False
+    return any(
+        rid in reserves and (u.collateral_enabled or u.borrowing)
+        for rid, u in position.reserves.items()
+    )

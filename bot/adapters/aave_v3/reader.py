@@ -9,18 +9,18 @@ indexer does not need it, the parity tests and cold starts do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.abi import load_abi
 from bot.adapters.aave_v3.config import decode_reserve_config, decode_user_config
 from bot.adapters.aave_v3.health import EModeCategory, ReserveState, UserReserve
-from bot.errors import AdapterError
 from bot.multicall import Multicall, Read
 
 _POOL = load_abi("Pool")
 _ORACLE = load_abi("AaveOracle")
 _SCALED = load_abi("AToken")
 _STABLE = load_abi("StableDebtToken")
+_FEED = load_abi("SettableAggregator")  # only its Chainlink-standard latestRoundData
 MAX_EMODE_CATEGORIES = 256
 
 
@@ -41,6 +41,9 @@ class MarketState:
     reserves: Mapping[int, ReserveState]
     tokens: Mapping[int, ReserveTokens]
     emode_categories: Mapping[int, EModeCategory]
+    # Reserve id -> the price feed's last update (latestRoundData.updatedAt); missing
+    # where the source does not tell (not a Chainlink-style feed).
+    price_updated_at: Mapping[int, int] = field(default_factory=dict)
 
     def by_asset(self, asset: str) -> ReserveState:
         for r in self.reserves.values():
@@ -60,6 +63,7 @@ class AaveV3Reader:
         self.mc = multicall
         self.pool = pool
         self.oracle = oracle
+        self._source_of: dict[str, str] = {}
 
     async def base_currency_unit(self) -> int:
         """The oracle's price unit (1e8 for USD-based markets)."""
@@ -75,17 +79,29 @@ class AaveV3Reader:
     ) -> MarketState:
         """All reserves, their prices and the given e-mode categories at ``block``."""
         assets = list(assets) if assets is not None else await self.reserves_list(block)
+        sources = await self._sources(assets)
+        n, k = len(assets), len(emode_ids)
         reads = [Read(self.pool, _POOL.fn("getReserveData"), (a,)) for a in assets]
-        reads.append(Read(self.oracle, _ORACLE.fn("getAssetsPrices"), (assets,)))
         reads += [Read(self.pool, _POOL.fn("getEModeCategoryData"), (i,)) for i in emode_ids]
-        out = await self.mc.read(reads, block)
-        prices = out[len(assets)]
+        # Optional, at the end: the prices (AaveOracle reverts the whole batch when one
+        # feed answers <= 0 and there is no fallback oracle), and the feeds' update times
+        # (a non-Chainlink source simply answers nothing), all in the same call.
+        reads.append(Read(self.oracle, _ORACLE.fn("getAssetsPrices"), (assets,)))
+        reads += [Read(src, _FEED.fn("latestRoundData")) for src in sources]
+        out = await self.mc.read(reads, block, optional=1 + len(sources))
+        prices = out[n + k]
+        if prices is None:
+            prices = await self._prices_one_by_one(assets, block)
+        rounds = out[n + k + 1 :]
         reserves: dict[int, ReserveState] = {}
         tokens: dict[int, ReserveTokens] = {}
-        for asset, data, price in zip(assets, out[: len(assets)], prices, strict=True):
+        updated_at: dict[int, int] = {}
+        for asset, data, price, rnd in zip(assets, out[: len(assets)], prices, rounds, strict=True):
             rid = data[7]
-            if price == 0:
-                raise AdapterError(f"oracle price of {asset} is zero at block {block}")
+            if rnd is not None:
+                updated_at[rid] = int(rnd[3])
+            # A zero price is kept (not raised): the positions that depend on it are set
+            # aside by the monitor, the rest of the market stays live.
             reserves[rid] = ReserveState(
                 asset=asset,
                 id=rid,
@@ -99,9 +115,26 @@ class AaveV3Reader:
             )
             tokens[rid] = ReserveTokens(asset, rid, data[8], data[9], data[10])
         categories = {}
-        for cid, c in zip(emode_ids, out[len(assets) + 1 :], strict=True):
+        for cid, c in zip(emode_ids, out[n : n + k], strict=True):
             categories[cid] = EModeCategory(cid, c[0], c[1], c[2], c[3], c[4])
-        return MarketState(block, reserves, tokens, categories)
+        return MarketState(block, reserves, tokens, categories, updated_at)
+
+    async def _prices_one_by_one(self, assets: Sequence[str], block: int) -> list[int]:
+        """Each asset's price on its own; 0 where the oracle reverts for it."""
+        reads = [Read(self.oracle, _ORACLE.fn("getAssetPrice"), (a,)) for a in assets]
+        prices = await self.mc.read(reads, block, optional=len(reads))
+        return [0 if p is None else int(p) for p in prices]
+
+    async def _sources(self, assets: Sequence[str]) -> list[str]:
+        """AaveOracle's price source of each asset (read once; governance rarely moves
+        them, and a moved source only makes its update time unknown, never wrong)."""
+        missing = [a for a in assets if a not in self._source_of]
+        if missing:
+            found = await self.mc.read(
+                [Read(self.oracle, _ORACLE.fn("getSourceOfAsset"), (a,)) for a in missing]
+            )
+            self._source_of.update(zip(missing, found, strict=True))
+        return [self._source_of[a] for a in assets]
 
     async def users(
         self, users: Sequence[str], tokens: Mapping[int, ReserveTokens], block: int
