@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bot.abi import load_abi
 from bot.adapters.aave_v3.reader import MarketState
@@ -53,6 +54,17 @@ async def plan_now(
     return head, inp
 
 
+@pytest_asyncio.fixture
+async def crashed(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> tuple[Manifest, Scenario]:
+    """The fork's manifest and scenario, after ETH fell 24%."""
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    await sc.scale_price("WETH", 7_600)
+    return m, sc
+
+
 async def test_crash_is_liquidated_exactly_and_only_profitably(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
 ) -> None:
@@ -81,11 +93,9 @@ async def test_crash_is_liquidated_exactly_and_only_profitably(
 
 
 async def test_plan_beats_brute_force_over_pairs_and_amounts(
-    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
-    m = manifest.with_rpc_url(fork.url)
-    sc = Scenario(fork_rpc, m)
-    await sc.scale_price("WETH", 7_600)
+    m, sc = crashed
     await sc.scale_price("WBTC", 8_500)
     async with devnet_bot(fork.url, m, tmp_path / "bot.db", live=False) as bot:
         _, inp = await plan_now(bot, fork_rpc, limit=6)
@@ -140,11 +150,9 @@ async def test_plan_beats_brute_force_over_pairs_and_amounts(
 
 
 async def test_competitor_first_costs_only_a_simulation(
-    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
-    m = manifest.with_rpc_url(fork.url)
-    sc = Scenario(fork_rpc, m)
-    await sc.scale_price("WETH", 7_600)
+    m, sc = crashed
     async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
         runner = bot.runner
         stale, inp = await plan_now(bot, fork_rpc)
@@ -196,11 +204,9 @@ async def test_competitor_first_costs_only_a_simulation(
 
 
 async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
-    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
-    m = manifest.with_rpc_url(fork.url)
-    sc = Scenario(fork_rpc, m)
-    await sc.scale_price("WETH", 7_600)
+    m, sc = crashed
     async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
         runner, executor = bot.runner, bot.executor
         await fork_rpc.call("evm_setAutomine", [False])
@@ -238,11 +244,9 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
 
 
 async def test_kill_switch_holds_sending_and_records_the_plans(
-    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
-    m = manifest.with_rpc_url(fork.url)
-    sc = Scenario(fork_rpc, m)
-    await sc.scale_price("WETH", 7_600)
+    m, sc = crashed
     stop_file = tmp_path / "STOP"
     stop_file.touch()
     async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
@@ -263,11 +267,9 @@ async def test_kill_switch_holds_sending_and_records_the_plans(
 
 
 async def test_zero_or_stale_prices_set_their_positions_aside(
-    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
-    m = manifest.with_rpc_url(fork.url)
-    sc = Scenario(fork_rpc, m)
-    await sc.scale_price("WETH", 7_600)
+    m, sc = crashed
     await sc.scale_price("WBTC", 7_000)
     async with devnet_bot(fork.url, m, tmp_path / "bot.db", live=False) as bot:
         runner = bot.runner
