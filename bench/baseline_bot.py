@@ -1,0 +1,194 @@
+"""A baseline competitor: a straightforward Python liquidation bot, as most are written today.
+
+Every new block (found by polling ``eth_getBlockByNumber("latest")``, which also gives the
+base fee) it re-reads ``getUserAccountData``
+for every known borrower (the manifest's list) through Multicall3 ``aggregate3`` in chunks
+of 100, and for each user with a health factor below 1 sends
+``Pool.liquidationCall(collateral, debt, user, type(uint256).max, false)`` from its own
+funded account, which holds the debt tokens (no flash loan, no simulation, no profit check:
+it is only as good as it is fast). Collateral and debt are the user's largest by oracle
+value, read with one more multicall of aToken / variable-debt-token balances and prices.
+
+It signs locally, sends each block's liquidations in one JSON-RPC batch and counts its own
+RPC calls (``rpc.calls``, by method). Used by ``bench/live_bench.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+
+from bot.abi import load_abi
+from bot.devnet.manifest import Manifest
+from bot.devnet.scenario import Scenario
+from bot.multicall import Multicall, Read
+from bot.rpc import JsonRpcClient, to_int
+
+log = logging.getLogger(__name__)
+
+WAD = 10**18
+UINT_MAX = 2**256 - 1
+_POOL = load_abi("Pool")
+_ERC20 = load_abi("ERC20")
+_ORACLE = load_abi("AaveOracle")
+_ACCOUNT_DATA = _POOL.fn("getUserAccountData")
+_LIQUIDATE = _POOL.fn("liquidationCall")
+_BALANCE = _ERC20.fn("balanceOf")
+_PRICE = _ORACLE.fn("getAssetPrice")
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineSettings:
+    poll_interval_s: float = 0.1
+    chunk: int = 100
+    gas_limit: int = 1_000_000
+    priority_fee_wei: int = 1_500_000_000  # the same tip as liqbot's default
+    # maxFeePerGas = 2 * base fee + tip, liqbot's own rule: anvil ranks pending
+    # transactions by max fee, so a higher cap alone would win ties against liqbot.
+    cooldown_blocks: int = 2  # do not resend for a user this many blocks after a send
+
+
+@dataclass(slots=True)
+class BaselineSend:
+    block: int  # the head the decision was made on
+    user: str
+    tx_hash: str
+    arrived: float  # perf_counter when the head was seen
+    sent: float  # perf_counter when the batch of sends returned
+
+
+@dataclass(slots=True)
+class BaselineBot:
+    url: str
+    manifest: Manifest
+    settings: BaselineSettings = field(default_factory=BaselineSettings)
+    account: Any = field(default_factory=Account.create)
+    rpc: JsonRpcClient = field(init=False)
+    sends: list[BaselineSend] = field(default_factory=list)
+    blocks: list[tuple[int, float, float]] = field(default_factory=list)  # (n, seen, done)
+    _nonce: int | None = None
+    _cooldown: dict[str, int] = field(default_factory=dict)
+    _chain_id: int = 0
+    _base_fee: int = 0
+
+    def __post_init__(self) -> None:
+        self.rpc = JsonRpcClient(self.url)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    async def close(self) -> None:
+        await self.rpc.close()
+
+    async def fund(self, setup_rpc: JsonRpcClient, whole_tokens: int = 10**9) -> None:
+        """Set-up (not counted): ETH for gas, every reserve token, and pool approvals."""
+        sc = Scenario(setup_rpc, self.manifest)
+        await sc.fund_eth(self.address, 1_000 * 10**18)
+        for r in self.manifest.reserves:
+            await sc.fund(self.address, r.symbol, whole_tokens * 10**r.decimals)
+            await sc.send(
+                self.address, r.address, _ERC20.fn("approve"), self.manifest.aave.pool, UINT_MAX
+            )
+        await sc.chain.auto_impersonate(False)
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self._chain_id = to_int(await self.rpc.call("eth_chainId"))
+        last = -1
+        while not stop.is_set():
+            block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            n = to_int(block["number"])
+            if n > last:
+                seen = time.perf_counter()
+                last = n
+                self._base_fee = to_int(block.get("baseFeePerGas") or "0x0")
+                try:
+                    await self.on_block(n, seen)
+                except Exception:
+                    log.exception("baseline block failed", extra={"block": n})
+                self.blocks.append((n, seen, time.perf_counter()))
+                continue
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def on_block(self, n: int, seen: float) -> None:
+        m = self.manifest
+        users = [b.address for b in m.borrowers]
+        mc = Multicall(self.rpc, m.multicall3, chunk=self.settings.chunk)
+        raw = await mc.raw([(m.aave.pool, _ACCOUNT_DATA.encode(u)) for u in users], n)
+        targets = []
+        for u, (ok, ret) in zip(users, raw, strict=True):
+            if not ok:  # a read that fails is skipped this block (allowFailure)
+                continue
+            d = _ACCOUNT_DATA.decode(ret)
+            if d[1] > 0 and d[5] < WAD and self._cooldown.get(u, -1) <= n:
+                targets.append(u)
+        if not targets:
+            return
+        picks = await self._pick_assets(mc, targets, n)
+        if self._nonce is None:
+            self._nonce = to_int(
+                await self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
+            )
+        s = self.settings
+        raws = []
+        for user, (coll, debt) in picks.items():
+            tx = {
+                "type": 2,
+                "chainId": self._chain_id,
+                "nonce": self._nonce,
+                "to": m.aave.pool,
+                "data": _LIQUIDATE.encode(coll, debt, user, UINT_MAX, False),
+                "value": 0,
+                "gas": s.gas_limit,
+                "maxFeePerGas": 2 * self._base_fee + s.priority_fee_wei,
+                "maxPriorityFeePerGas": s.priority_fee_wei,
+            }
+            self._nonce += 1
+            signed = self.account.sign_transaction(tx)
+            raws.append((user, "0x" + bytes(signed.raw_transaction).hex()))
+        hashes = await self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw in raws])
+        sent = time.perf_counter()
+        failed = False
+        for (user, _), h in zip(raws, hashes, strict=True):
+            self._cooldown[user] = n + s.cooldown_blocks
+            if isinstance(h, str):
+                self.sends.append(BaselineSend(n, user, h, seen, sent))
+            else:
+                failed = True
+                log.warning("baseline send rejected", extra={"user": user, "err": str(h)})
+        if failed:
+            self._nonce = None  # re-read from the node next time
+
+    async def _pick_assets(
+        self, mc: Multicall, users: list[str], n: int
+    ) -> dict[str, tuple[str, str]]:
+        """Each user's largest collateral and largest debt by oracle value."""
+        reserves = self.manifest.reserves
+        reads = [Read(self.manifest.aave.oracle, _PRICE, (r.address,)) for r in reserves]
+        for u in users:
+            for r in reserves:
+                reads.append(Read(r.a_token, _BALANCE, (u,)))
+                reads.append(Read(r.variable_debt_token, _BALANCE, (u,)))
+        got = await mc.read(reads, n)
+        prices, rest = got[: len(reserves)], got[len(reserves) :]
+        out: dict[str, tuple[str, str]] = {}
+        per_user = 2 * len(reserves)
+        for i, u in enumerate(users):
+            bals = rest[i * per_user : (i + 1) * per_user]
+            coll = max(
+                range(len(reserves)),
+                key=lambda j: bals[2 * j] * prices[j] // 10 ** reserves[j].decimals,
+            )
+            debt = max(
+                range(len(reserves)),
+                key=lambda j: bals[2 * j + 1] * prices[j] // 10 ** reserves[j].decimals,
+            )
+            if bals[2 * coll] and bals[2 * debt + 1]:
+                out[u] = (reserves[coll].address, reserves[debt].address)
+        return out

@@ -1,0 +1,500 @@
+"""Live benchmark: liqbot against a baseline bot on the same chain, as competitors feel it.
+
+Usage: .venv/bin/python bench/live_bench.py [--borrowers 2000 ...] [--json out.json]
+
+For each borrower count it starts a devnet (from the state cache), funds a baseline bot
+(``bench/baseline_bot.py``: polls the latest block, re-reads every borrower's
+``getUserAccountData`` by Multicall3 each block, liquidates from its own balance) and the
+production liqbot (``open_bot`` + ``Runner.run`` over websocket heads, a fresh key owning a
+fresh flash-loan liquidator), switches anvil to interval mining and runs both side by side:
+
+* RPC economy: JSON-RPC calls per block of each bot over ``--blocks`` quiet blocks;
+* reaction: an oracle update crashes ``--symbol`` by ``--crash-bps``; per bot, the time
+  from a head's arrival to its liquidations being sent, and the blocks from the oracle
+  update's block to the first liquidation it got included;
+* race: who wins each ``LiquidationCall`` (the event's ``liquidator``: liqbot's contract or
+  the baseline's account) until ``--after`` blocks past the update.
+
+Then, in a child process, peak RSS while holding ``--memory`` positions (real devnet
+positions replicated, each a distinct object) in a ``Book`` and a ``PackedBook``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from baseline_bot import BaselineBot
+from eth_account import Account
+
+from bot.abi import load_abi
+from bot.api import BlockRef
+from bot.chain.heads import LatestHeads, WebsocketHeads
+from bot.config import Settings, deep_merge, manifest_settings
+from bot.devnet.devnet import DevnetSpec, start_devnet
+from bot.devnet.manifest import Manifest
+from bot.devnet.scenario import Scenario
+from bot.execution.executor import Attempt
+from bot.execution.liquidator import deploy_liquidator
+from bot.ledger import Outcome
+from bot.rpc import JsonRpcClient, to_int
+from bot.runner import HeadReport
+from bot.wiring import BotService, open_bot
+
+CACHE = Path(".cache/devnet")
+KEY_ENV = "LIQBOT_BENCH_KEY"
+_POOL = load_abi("Pool")
+_LIQ_EVENT = _POOL.event("LiquidationCall")
+_FEED = load_abi("SettableAggregator").fn("setAnswer")
+_ORACLE = load_abi("AaveOracle").fn("getAssetPrice")
+
+
+class TimedHeads(WebsocketHeads):
+    """Websocket heads that remember when each one arrived (perf_counter)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.arrived: dict[int, float] = {}
+
+    async def next_head(self) -> BlockRef:
+        head = await super().next_head()
+        self.arrived[head.number] = time.perf_counter()
+        return head
+
+
+@asynccontextmanager
+async def liqbot(
+    url: str, manifest: Manifest, database: Path, *, block_time_s: int, max_plans: int
+) -> AsyncIterator[BotService]:
+    """The production bot as ``bot.devnet.crash.devnet_bot`` builds it, with websocket
+    heads and the devnet's block time."""
+    account = Account.create()
+    async with JsonRpcClient(url) as rpc:
+        chain = Scenario(rpc, manifest).chain
+        await chain.set_balance(account.address, 100 * 10**18)
+        liquidator = await deploy_liquidator(
+            chain, account.address, manifest.aave.pool, manifest.uniswap.factory
+        )
+        await chain.auto_impersonate(False)
+    settings = Settings.model_validate(
+        deep_merge(
+            manifest_settings(manifest.with_rpc_url(url)),
+            {
+                "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
+                "indexer": {"database": str(database), "confirmations": 2},
+                "strategy": {
+                    "min_profit": "1",
+                    "block_time_s": block_time_s,
+                    "max_plans_per_block": max_plans,
+                },
+                "executor": {"liquidator": liquidator, "private_key_env": KEY_ENV},
+            },
+        )
+    )
+    async with open_bot(settings, env={KEY_ENV: account.key.hex()}) as bot:
+        await bot.index.indexer.sync()
+        yield bot
+
+
+# Polling the chain from the bench driver is the point here (not a bot's hot path).
+async def _wait_block(rpc: JsonRpcClient, n: int, timeout_s: float = 120.0) -> int:
+    async with asyncio.timeout(timeout_s):
+        while (h := to_int(await rpc.call("eth_blockNumber"))) < n:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    return h
+
+
+async def _receipt(rpc: JsonRpcClient, tx: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        while (r := await rpc.call("eth_getTransactionReceipt", [tx])) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return dict(r)
+
+
+def _quantiles(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {}
+    return {"min": min(xs), "median": statistics.median(xs), "max": max(xs), "n": len(xs)}
+
+
+async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    net = await start_devnet(DevnetSpec(borrowers=n), state_cache=CACHE)
+    out: dict[str, Any] = {"borrowers": n, "from_cache": net.from_cache}
+    m = net.manifest
+    try:
+        async with JsonRpcClient(net.url) as setup:
+            base = BaselineBot(net.url, m)
+            await base.fund(setup)
+            tmp = Path(tempfile.mkdtemp(prefix="liqbot-bench-"))
+            async with liqbot(
+                net.url, m, tmp / "liqbot.db", block_time_s=a.block_time, max_plans=a.max_plans
+            ) as bot:
+                result = await _race(setup, bot, base, m, a)
+            await base.close()
+        out.update(result)
+    finally:
+        net.stop()
+    return out
+
+
+async def _race(
+    setup: JsonRpcClient, bot: BotService, base: BaselineBot, m: Manifest, a: argparse.Namespace
+) -> dict[str, Any]:
+    liquidator = bot.executor.settings.liquidator
+    assert liquidator is not None
+    heads_src = TimedHeads(bot.index.settings.chain.ws_url or "")
+    reports: list[HeadReport] = []
+    sends: list[tuple[int, float, Attempt]] = []
+    ex = bot.executor
+    execute = ex.execute
+
+    async def timed_execute(plan: Any, head: BlockRef, *args: Any, **kw: Any) -> Attempt:
+        attempt = await execute(plan, head, *args, **kw)
+        sends.append((head.number, time.perf_counter(), attempt))
+        return attempt
+
+    ex.execute = timed_execute  # type: ignore[method-assign]
+    liq_rpc = bot.index.rpc
+    await setup.call("evm_setIntervalMining", [a.block_time])
+    stop = asyncio.Event()
+    res: dict[str, Any] = {}
+
+    async def drive() -> None:
+        try:
+            start = to_int(await setup.call("eth_blockNumber"))
+            # Warm-up: both bots have handled a few heads of the interval-mined chain.
+            async with asyncio.timeout(120):
+                while not (  # noqa: ASYNC110
+                    reports
+                    and reports[-1].head.number >= start + 2
+                    and base.blocks
+                    and base.blocks[-1][0] >= start + 2
+                ):
+                    await asyncio.sleep(0.1)
+            h0 = to_int(await setup.call("eth_blockNumber"))
+            await _wait_block(setup, h0 + 1)
+            liq0, base0 = Counter(liq_rpc.calls), Counter(base.rpc.calls)
+            h1 = await _wait_block(setup, h0 + 1 + a.blocks)
+            await asyncio.sleep(a.block_time * 0.9)  # let both finish block h1
+            liq1, base1 = Counter(liq_rpc.calls), Counter(base.rpc.calls)
+            k = h1 - (h0 + 1)
+            res["steady"] = {
+                "blocks": k,
+                "liqbot": {meth: c / k for meth, c in (liq1 - liq0).items()},
+                "baseline": {meth: c / k for meth, c in (base1 - base0).items()},
+                "liqbot_head_ms": [r.elapsed_s * 1e3 for r in reports if h0 < r.head.number <= h1],
+                "baseline_block_ms": [
+                    (done - seen) * 1e3 for b, seen, done in base.blocks if h0 < b <= h1
+                ],
+            }
+            # The crash: one oracle update, in one block (pools are left as they are).
+            r = m.reserve(a.symbol)
+            price = await Scenario(setup, m).chain.call(m.aave.oracle, _ORACLE, r.address)
+            await setup.call("anvil_impersonateAccount", [m.deployer])
+            tx = await setup.call(
+                "eth_sendTransaction",
+                [
+                    {
+                        "from": m.deployer,
+                        "to": r.price_feed,
+                        "data": _FEED.encode_hex(price * a.crash_bps // 10_000),
+                        "gas": hex(200_000),
+                    }
+                ],
+            )
+            receipt = await _receipt(setup, tx)
+            res["oracle_block"] = to_int(receipt["blockNumber"])
+            await _wait_block(setup, res["oracle_block"] + a.after)
+            await asyncio.sleep(a.block_time * 0.9)
+        finally:
+            stop.set()
+
+    async with LatestHeads(heads_src) as heads, asyncio.TaskGroup() as tg:
+        tg.create_task(bot.runner.run(heads, stop, reports.append))
+        tg.create_task(base.run(stop))
+        tg.create_task(drive())
+    await setup.call("evm_setIntervalMining", [0])
+    await setup.call("evm_setAutomine", [True])
+    ob = res["oracle_block"]
+
+    # -- race: every LiquidationCall since the oracle update ------------------------------
+    head = to_int(await setup.call("eth_blockNumber"))
+    logs = await setup.call(
+        "eth_getLogs",
+        [
+            {
+                "fromBlock": hex(ob),
+                "toBlock": hex(head),
+                "address": m.aave.pool,
+                "topics": [_LIQ_EVENT.topic0_hex],
+            }
+        ],
+    )
+    wins: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    blocks_by: dict[str, list[int]] = {"liqbot": [], "baseline": []}
+    for lg in logs:
+        ev = _LIQ_EVENT.decode(
+            [bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:])
+        )
+        who = str(ev["liquidator"]).lower()
+        name = (
+            "liqbot"
+            if who == liquidator.lower()
+            else "baseline"
+            if who == base.address.lower()
+            else "other"
+        )
+        wins[name] += 1
+        first.setdefault(str(ev["user"]).lower(), name)
+        if name in blocks_by:
+            blocks_by[name].append(to_int(lg["blockNumber"]) - ob)
+    crash_reports = [r for r in reports if r.head.number >= ob]
+    res["race"] = {
+        "liquidatable_at_update": crash_reports[0].liquidatable if crash_reports else None,
+        "liquidations": dict(wins),
+        "users": len(first),
+        "first_liquidation_of_user": dict(Counter(first.values())),
+        "liqbot_share": wins["liqbot"] / max(1, sum(wins.values())),
+    }
+    # -- reaction -----------------------------------------------------------------------
+    liq_sent: list[tuple[int, float, Attempt]] = [
+        (b, t - heads_src.arrived[b], att)
+        for b, t, att in sends
+        if b >= ob and att.outcome == Outcome.SENT and b in heads_src.arrived
+    ]
+    base_sent = [s for s in base.sends if s.block >= ob]
+    # Where liqbot's own transactions landed, and how (status, block offset, index in it).
+    mine = []
+    for b, t, att in sends:
+        if att.outcome == Outcome.SENT and att.tx_hash:
+            rc = await setup.call("eth_getTransactionReceipt", [att.tx_hash])
+            if rc is not None:
+                mine.append(
+                    {
+                        "head": b - ob,
+                        "sent_ms": (t - heads_src.arrived.get(b, t)) * 1e3,
+                        "status": to_int(rc["status"]),
+                        "block": to_int(rc["blockNumber"]) - ob,
+                        "index": to_int(rc["transactionIndex"]),
+                    }
+                )
+    first_base = base_sent[0] if base_sent else None
+    if first_base is not None:
+        rc = await setup.call("eth_getTransactionReceipt", [first_base.tx_hash])
+        if rc is not None:
+            res["baseline_first_tx"] = {
+                "sent_ms": (first_base.sent - first_base.arrived) * 1e3,
+                "block": to_int(rc["blockNumber"]) - ob,
+                "index": to_int(rc["transactionIndex"]),
+            }
+    res["liqbot_txs"] = mine
+    res["liqbot_ledger"] = dict(Counter(f"{r.outcome}" for r in bot.ledger.rows()))
+    res["reaction"] = {
+        "liqbot_head_to_send_ms": _quantiles([dt * 1e3 for _, dt, _ in liq_sent]),
+        "liqbot_first_send_head": (liq_sent[0][0] - ob) if liq_sent else None,
+        "liqbot_handle_ms_at_update": [r.elapsed_s * 1e3 for r in crash_reports[:3]],
+        "baseline_head_to_send_ms": _quantiles([(s.sent - s.arrived) * 1e3 for s in base_sent]),
+        "baseline_first_send_head": (base_sent[0].block - ob) if base_sent else None,
+        "liqbot_blocks_to_inclusion": min(blocks_by["liqbot"], default=None),
+        "baseline_blocks_to_inclusion": min(blocks_by["baseline"], default=None),
+        "liqbot_sent": len(liq_sent),
+        "baseline_sent": len(base_sent),
+        "liqbot_outcomes": dict(Counter(str(att.outcome.value) for _, _, att in sends)),
+        "liqbot_refusals": dict(
+            Counter(att.reason[:80] for _, _, att in sends if att.outcome != Outcome.SENT)
+        ),
+        "liqbot_inclusion_blocks": dict(Counter(blocks_by["liqbot"])),
+        "baseline_inclusion_blocks": dict(Counter(blocks_by["baseline"])),
+    }
+    return res
+
+
+# -- memory (child process) ----------------------------------------------------------------
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+async def _memory_child(positions: int, borrowers: int) -> dict[str, Any]:
+    from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
+    from bot.adapters.aave_v3.kernel import PackedBook
+    from bot.adapters.aave_v3.state import Book, UserPosition
+    from bot.indexer.indexer import Indexer, IndexerSettings
+    from bot.indexer.store import Store
+
+    out: dict[str, Any] = {"rss_start_kb": _rss_kb()}
+    net = await start_devnet(DevnetSpec(borrowers=borrowers), state_cache=CACHE)
+    try:
+        m = net.manifest
+        async with JsonRpcClient(net.url) as rpc:
+            cfg = AaveV3Market(m.aave.pool_addresses_provider, m.multicall3, m.deploy_block)
+            adapter = await AaveV3Adapter.connect(rpc, cfg)
+            ix = Indexer(
+                rpc,
+                adapter.indexing,
+                Store(":memory:"),
+                IndexerSettings(start_block=m.deploy_block, confirmations=0),
+            )
+            await ix.sync()
+    finally:
+        net.stop()
+    real = list(adapter.indexing.book.users.values())
+    out["rss_indexed_kb"] = _rss_kb()
+    out["peak_indexed_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    book = Book()
+    for i in range(positions):
+        p = real[i % len(real)]
+        # Distinct objects and integers, as a real book of distinct users would hold.
+        pos = UserPosition(
+            p.emode,
+            {
+                rid: replace(u, scaled_atoken=u.scaled_atoken + (i & 1))
+                for rid, u in p.reserves.items()
+            },
+        )
+        user = f"0x{i + 1:040x}"
+        book.users[user] = pos
+        for rid in pos.reserves:
+            book.holders.setdefault(rid, set()).add(user)
+    out["rss_book_kb"] = _rss_kb()
+    out["peak_book_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    packed = PackedBook(book.users)
+    out["rss_packed_kb"] = _rss_kb()
+    out["peak_packed_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["positions"] = len(packed)
+    out["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return out
+
+
+def memory(positions: int, borrowers: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--memory-child", str(positions)]
+    cmd += ["--borrowers", str(borrowers)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# -- report --------------------------------------------------------------------------------
+def _total(per_method: dict[str, float]) -> float:
+    return sum(per_method.values())
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    return "—" if x is None else f"{x:,.1f}{unit}"
+
+
+def print_report(runs: list[dict[str, Any]], mem: dict[str, Any] | None) -> None:
+    print("\n## RPC economy (quiet chain, JSON-RPC calls per block)\n")
+    print("| borrowers | blocks | liqbot | baseline | baseline / liqbot | liqbot calls |")
+    print("|---:|---:|---:|---:|---:|---|")
+    for r in runs:
+        s = r["steady"]
+        lq, bl = _total(s["liqbot"]), _total(s["baseline"])
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["liqbot"].items()))
+        print(
+            f"| {r['borrowers']:,} | {s['blocks']} | {lq:.2f} | {bl:.2f} | "
+            f"{bl / lq if lq else float('inf'):,.1f}× | {detail} |"
+        )
+    print("\nBaseline calls by method (per block):\n")
+    for r in runs:
+        s = r["steady"]
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["baseline"].items()))
+        head_ms = statistics.median(s["liqbot_head_ms"]) if s["liqbot_head_ms"] else None
+        blk_ms = statistics.median(s["baseline_block_ms"]) if s["baseline_block_ms"] else None
+        print(
+            f"- {r['borrowers']:,} borrowers: {detail}; median work per block: "
+            f"liqbot {_fmt(head_ms, ' ms')}, baseline {_fmt(blk_ms, ' ms')}"
+        )
+    print("\n## Reaction (oracle update → liquidation)\n")
+    print(
+        "| borrowers | bot | head → sent, median (min–max) | first send on head | "
+        "blocks to first inclusion | txs sent |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    for r in runs:
+        x = r["reaction"]
+        for bot in ("liqbot", "baseline"):
+            q = x[f"{bot}_head_to_send_ms"]
+            span = f"{q['median']:,.0f} ms ({q['min']:,.0f}–{q['max']:,.0f})" if q else "—"
+            fs = x[f"{bot}_first_send_head"]
+            print(
+                f"| {r['borrowers']:,} | {bot} | {span} | "
+                f"{'—' if fs is None else f'update + {fs}'} | "
+                f"{_fmt(x[f'{bot}_blocks_to_inclusion'])} | {x[f'{bot}_sent']} |"
+            )
+    print("\n## Race (same chain, same tip; who executes each LiquidationCall)\n")
+    print(
+        "| borrowers | liquidatable at update | liquidations | liqbot | baseline | "
+        "liqbot share | users first liquidated by liqbot |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        x = r["race"]
+        w = x["liquidations"]
+        fl = x["first_liquidation_of_user"]
+        print(
+            f"| {r['borrowers']:,} | {x['liquidatable_at_update']} | {sum(w.values())} | "
+            f"{w.get('liqbot', 0)} | {w.get('baseline', 0)} | {x['liqbot_share']:.0%} | "
+            f"{fl.get('liqbot', 0)} / {x['users']} |"
+        )
+    if mem:
+        mb = 1024.0
+        print(f"\n## Memory ({mem['positions']:,} positions, one process)\n")
+        print("| stage | RSS now (MiB) | peak so far, ru_maxrss (MiB) |")
+        print("|---|---:|---:|")
+        for label, key in (
+            ("interpreter + imports", "rss_start_kb"),
+            ("after indexing the devnet (real book)", "rss_indexed_kb"),
+            ("+ Book of replicated positions", "rss_book_kb"),
+            ("+ PackedBook (kernel)", "rss_packed_kb"),
+        ):
+            peak = mem.get(key.replace("rss_", "peak_"), mem["rss_start_kb"])
+            print(f"| {label} | {mem[key] / mb:,.0f} | {peak / mb:,.0f} |")
+        print(f"| end of run | | {mem['peak_rss_kb'] / mb:,.0f} |")
+
+
+async def main(a: argparse.Namespace) -> None:
+    # Memory first: ru_maxrss survives fork + exec on Linux, so a child started from a
+    # parent that has grown would report the parent's size.
+    mem = None if a.memory == 0 else memory(a.memory, a.borrowers[0])
+    runs = []
+    for n in a.borrowers:
+        print(f"running {n:,} borrowers ...", file=sys.stderr, flush=True)
+        runs.append(await scenario(n, a))
+    print_report(runs, mem)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"runs": runs, "memory": mem}, indent=1))  # noqa: ASYNC240
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--borrowers", type=int, nargs="+", default=[2000])
+    ap.add_argument("--blocks", type=int, default=20, help="quiet blocks for RPC economy")
+    ap.add_argument("--block-time", type=int, default=1, help="anvil interval mining (s)")
+    ap.add_argument("--symbol", default="WETH")
+    ap.add_argument("--crash-bps", type=int, default=9_500, help="new price, bps of the old")
+    ap.add_argument("--after", type=int, default=8, help="blocks watched after the update")
+    ap.add_argument("--max-plans", type=int, default=64, help="liqbot max_plans_per_block")
+    ap.add_argument("--memory", type=int, default=100_000, help="positions; 0: skip")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child is not None:
+        print(json.dumps(asyncio.run(_memory_child(args.memory_child, args.borrowers[0]))))
+    else:
+        asyncio.run(main(args))
