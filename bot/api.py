@@ -18,6 +18,18 @@ class BlockRef:
     hash: str
     parent_hash: str
     timestamp: int
+    base_fee: int = 0  # EIP-1559 base fee per gas (0 before London / when not given)
+
+    @classmethod
+    def from_json(cls, j: Mapping[str, Any]) -> BlockRef:
+        """From an ``eth_getBlockByNumber`` or ``newHeads`` header."""
+        return cls(
+            int(j["number"], 16),
+            j["hash"],
+            j["parentHash"],
+            int(j["timestamp"], 16),
+            int(j.get("baseFeePerGas") or "0x0", 16),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from bot.execution.quotes import PairBook
 from bot.execution.sequencing import PlanSequence
 from bot.indexer.indexer import Indexer
 from bot.ledger import Outcome
-from bot.rpc import JsonRpcClient, to_int
+from bot.rpc import JsonRpcClient
 from strategies.api import CloseFactorRules, Strategy, StrategyInput
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Runner:
         head = sync.head
         book = self.adapter.indexing.book
         health = await self.monitor.on_block(head, self.adapter.indexing.users_of(sync.dirty))
-        gas = await self.gas(head, health.market)
+        gas = self.gas(head, health.market)
         settled = await self.executor.on_head(head, gas)
         targets = {
             u: book.users[u]
@@ -154,11 +154,10 @@ class Runner:
             gas_units_per_step=s.gas_units_per_step,
         )
 
-    async def gas(self, head: BlockRef, market: MarketState) -> GasContext:
-        """The head's base fee, and the gas token's oracle price (0 if not a reserve:
-        gas is then not charged against plans, which the simulation still guards)."""
-        block = await self.rpc.call("eth_getBlockByNumber", [hex(head.number), False])
-        base_fee = to_int(block.get("baseFeePerGas") or "0x0")
+    def gas(self, head: BlockRef, market: MarketState) -> GasContext:
+        """The head's base fee (from the header the indexer already fetched), and the gas
+        token's oracle price (0 if not a reserve: gas is then not charged against plans,
+        which the simulation still guards)."""
         native = self.settings.native_asset
         price = 0
         if native is not None:
@@ -166,7 +165,7 @@ class Runner:
                 price = market.by_asset(native).price
             except KeyError:
                 log.warning("native asset is not a reserve", extra={"asset": native})
-        return GasContext(base_fee, price)
+        return GasContext(head.base_fee, price)
 
     async def run(
         self,

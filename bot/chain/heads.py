@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 import aiohttp
 
@@ -20,10 +19,6 @@ from bot.errors import RpcTransportError
 from bot.rpc import JsonRpcClient, to_int
 
 log = logging.getLogger(__name__)
-
-
-def _ref(j: dict[str, Any]) -> BlockRef:
-    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
 
 
 class PollingHeads(HeadSource):
@@ -37,7 +32,7 @@ class PollingHeads(HeadSource):
     async def next_head(self) -> BlockRef:
         while True:
             j = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
-            head = _ref(j)
+            head = BlockRef.from_json(j)
             if head.number > self._last:
                 self._last = head.number
                 return head
@@ -80,7 +75,7 @@ class WebsocketHeads(HeadSource):
             body = json.loads(msg.data)
             result = body.get("params", {}).get("result")
             if result and to_int(result["number"]) > self._last:
-                head = _ref(result)
+                head = BlockRef.from_json(result)
                 self._last = head.number
                 return head
 

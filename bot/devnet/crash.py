@@ -31,7 +31,7 @@ from bot.devnet.scenario import Scenario
 from bot.errors import DevnetError
 from bot.execution.liquidator import deploy_liquidator
 from bot.ledger import LedgerRow
-from bot.rpc import JsonRpcClient, to_int
+from bot.rpc import JsonRpcClient
 from bot.runner import HeadReport
 from bot.wiring import BotService, open_bot
 
@@ -61,8 +61,7 @@ class CrashResult:
 
 
 async def _head(rpc: JsonRpcClient) -> BlockRef:
-    j = await rpc.call("eth_getBlockByNumber", ["latest", False])
-    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
+    return BlockRef.from_json(await rpc.call("eth_getBlockByNumber", ["latest", False]))
 
 
 class _Driver:
@@ -188,5 +187,5 @@ async def _profitable_left(bot: BotService, head: BlockRef) -> int:
         return 0
     book = bot.index.adapter.indexing.book
     targets = {u: book.users[u] for u in health.liquidatable if u in book.users}
-    gas = await runner.gas(head, health.market)
+    gas = runner.gas(head, health.market)
     return len(runner.strategy.plan(await runner.strategy_input(head, health.market, targets, gas)))

@@ -24,7 +24,7 @@ from bot.api import BlockRef, EventRecord, IndexedProtocol, Key, RawLog
 from bot.errors import FatalError, RpcTransportError
 from bot.indexer.logs import LogFetcher, WindowSettings
 from bot.indexer.store import Checkpoint, Store
-from bot.rpc import JsonRpcClient, to_int
+from bot.rpc import JsonRpcClient
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ class SyncReport:
     reorged: bool
 
 
-def _block_ref(j: dict[str, Any]) -> BlockRef:
-    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
-
-
 class Indexer:
     def __init__(
         self,
@@ -112,7 +108,7 @@ class Indexer:
         j = await self.rpc.call("eth_getBlockByNumber", [ref, False])
         if j is None:
             raise RpcTransportError("eth_getBlockByNumber", f"block {number} not found")
-        return _block_ref(j)
+        return BlockRef.from_json(j)
 
     async def latest(self) -> BlockRef:
         return await self.block("latest")
@@ -162,7 +158,7 @@ class Indexer:
         )
         if any(h is None for h in headers):
             raise RpcTransportError("eth_getBlockByNumber", f"a block of {first}-{last} is missing")
-        refs = {ref.number: ref for ref in map(_block_ref, headers)}
+        refs = {ref.number: ref for ref in map(BlockRef.from_json, headers)}
         for number, block_hash in samples.items():
             if refs[number].hash.lower() != block_hash.lower():
                 raise RpcTransportError(
@@ -225,7 +221,7 @@ class Indexer:
         results = await self.rpc.batch_strict(calls)
         if any(r is None for r in results):
             raise RpcTransportError("eth_getBlockByNumber", "a block in range is missing")
-        current, *headers = [_block_ref(r) for r in results]
+        current, *headers = [BlockRef.from_json(r) for r in results]
         expected = known.hash if known else (self.checkpoint.hash if self.checkpoint else None)
         if expected is not None and current.hash != expected:
             raise _Reorg(await self._fork_point())

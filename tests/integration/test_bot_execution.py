@@ -34,8 +34,7 @@ FEED = load_abi("SettableAggregator")
 
 
 async def head_of(rpc: JsonRpcClient) -> BlockRef:
-    j = await rpc.call("eth_getBlockByNumber", ["latest", False])
-    return BlockRef(to_int(j["number"]), j["hash"], j["parentHash"], to_int(j["timestamp"]))
+    return BlockRef.from_json(await rpc.call("eth_getBlockByNumber", ["latest", False]))
 
 
 async def plan_now(
@@ -49,7 +48,7 @@ async def plan_now(
     health = await runner.monitor.on_block(head, ())
     book = bot.index.adapter.indexing.book
     users = sorted(health.liquidatable)[:limit]
-    gas = await runner.gas(head, health.market)
+    gas = runner.gas(head, health.market)
     inp = await runner.strategy_input(head, health.market, {u: book.users[u] for u in users}, gas)
     return head, inp
 
