@@ -31,31 +31,27 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from baseline_bot import BaselineBot
-from eth_account import Account
 
 from bot.abi import load_abi
 from bot.api import BlockRef
 from bot.chain.heads import LatestHeads, WebsocketHeads
-from bot.config import Settings, deep_merge, manifest_settings
+from bot.devnet.crash import devnet_bot
 from bot.devnet.devnet import DevnetSpec, start_devnet
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
 from bot.execution.executor import Attempt
-from bot.execution.liquidator import deploy_liquidator
 from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient, to_int
 from bot.runner import HeadReport
-from bot.wiring import BotService, open_bot
+from bot.wiring import BotService
 
 CACHE = Path(".cache/devnet")
-KEY_ENV = "LIQBOT_BENCH_KEY"
 _POOL = load_abi("Pool")
 _LIQ_EVENT = _POOL.event("LiquidationCall")
 _FEED = load_abi("SettableAggregator").fn("setAnswer")
@@ -75,38 +71,20 @@ class TimedHeads(WebsocketHeads):
         return head
 
 
-@asynccontextmanager
-async def liqbot(
+def liqbot(
     url: str, manifest: Manifest, database: Path, *, block_time_s: int, max_plans: int
-) -> AsyncIterator[BotService]:
-    """The production bot as ``bot.devnet.crash.devnet_bot`` builds it, with websocket
-    heads and the devnet's block time."""
-    account = Account.create()
-    async with JsonRpcClient(url) as rpc:
-        chain = Scenario(rpc, manifest).chain
-        await chain.set_balance(account.address, 100 * 10**18)
-        liquidator = await deploy_liquidator(
-            chain, account.address, manifest.aave.pool, manifest.uniswap.factory
-        )
-        await chain.auto_impersonate(False)
-    settings = Settings.model_validate(
-        deep_merge(
-            manifest_settings(manifest.with_rpc_url(url)),
-            {
-                "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
-                "indexer": {"database": str(database), "confirmations": 2},
-                "strategy": {
-                    "min_profit": "1",
-                    "block_time_s": block_time_s,
-                    "max_plans_per_block": max_plans,
-                },
-                "executor": {"liquidator": liquidator, "private_key_env": KEY_ENV},
-            },
-        )
+) -> AbstractAsyncContextManager[BotService]:
+    """The production bot as ``devnet_bot`` builds it, with websocket heads and the
+    devnet's block time."""
+    return devnet_bot(
+        url,
+        manifest,
+        database,
+        overrides={
+            "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
+            "strategy": {"block_time_s": block_time_s, "max_plans_per_block": max_plans},
+        },
     )
-    async with open_bot(settings, env={KEY_ENV: account.key.hex()}) as bot:
-        await bot.index.indexer.sync()
-        yield bot
 
 
 # Polling the chain from the bench driver is the point here (not a bot's hot path).

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
@@ -94,10 +95,17 @@ class _Driver:
 
 @asynccontextmanager
 async def devnet_bot(
-    url: str, manifest: Manifest, database: Path, *, min_profit: str = "1", live: bool = True
+    url: str,
+    manifest: Manifest,
+    database: Path,
+    *,
+    min_profit: str = "1",
+    live: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[BotService]:
     """The production bot on a devnet or fork, with a fresh key (funded with ETH) owning a
-    freshly deployed liquidator; ``live=False`` leaves the key out: a dry run."""
+    freshly deployed liquidator; ``live=False`` leaves the key out: a dry run.
+    ``overrides`` are settings merged over the devnet's (e.g. websocket heads)."""
     account = Account.create()
     async with JsonRpcClient(url) as rpc:
         chain = Scenario(rpc, manifest).chain
@@ -106,15 +114,13 @@ async def devnet_bot(
             chain, account.address, manifest.aave.pool, manifest.uniswap.factory
         )
         await chain.auto_impersonate(False)
+    ours = {
+        "indexer": {"database": str(database), "confirmations": 2},
+        "strategy": {"min_profit": min_profit, "block_time_s": BLOCK_TIME_S},
+        "executor": {"liquidator": liquidator, "private_key_env": KEY_ENV},
+    }
     settings = Settings.model_validate(
-        deep_merge(
-            manifest_settings(manifest.with_rpc_url(url)),
-            {
-                "indexer": {"database": str(database), "confirmations": 2},
-                "strategy": {"min_profit": min_profit, "block_time_s": BLOCK_TIME_S},
-                "executor": {"liquidator": liquidator, "private_key_env": KEY_ENV},
-            },
-        )
+        deep_merge(deep_merge(manifest_settings(manifest.with_rpc_url(url)), ours), overrides or {})
     )
     env = {KEY_ENV: account.key.hex()} if live else {}
     async with open_bot(settings, env=env) as bot:
