@@ -59,9 +59,13 @@ class PairQuote:
             raise ValueError(f"negative amount_in {amount_in}")
         if amount_in == 0:
             return 0
-        r_in, r_out = self.reserves_for(token_in)
-        with_fee = amount_in * V2_FEE_NUMERATOR
-        return with_fee * r_out // (r_in * V2_FEE_DENOMINATOR + with_fee)
+        return v2_amount_out(amount_in, *self.reserves_for(token_in))
+
+
+def v2_amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
+    """``UniswapV2Library.getAmountOut`` on raw reserves (the 0.3% fee stays in the pair)."""
+    with_fee = amount_in * V2_FEE_NUMERATOR
+    return with_fee * reserve_out // (reserve_in * V2_FEE_DENOMINATOR + with_fee)
 
 
 def pair_key(token_a: str, token_b: str) -> frozenset[str]:

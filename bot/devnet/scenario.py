@@ -13,6 +13,7 @@ from bot.abi import AbiFunction, load_abi
 from bot.devnet.anvil_rpc import AnvilRpc, Tx
 from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.rpc import JsonRpcClient
+from strategies.api import v2_amount_out
 
 _ERC20 = load_abi("ERC20")
 _FEED = load_abi("SettableAggregator")
@@ -116,18 +117,12 @@ class Scenario:
         arb = self.manifest.deployer
         if target0 > r0:  # pool short of token0: sell token0 for token1
             amount_in = (target0 - r0) * 1000 // 997
-            out = _amount_out(amount_in, r0, r1)
+            out = v2_amount_out(amount_in, r0, r1)
             await self.fund(pair, t0.symbol, amount_in)
             await self.send(arb, pair, _PAIR.fn("swap"), 0, out, arb, b"")
         else:
             target1 = k // target0
             amount_in = (target1 - r1) * 1000 // 997
-            out = _amount_out(amount_in, r1, r0)
+            out = v2_amount_out(amount_in, r1, r0)
             await self.fund(pair, t1.symbol, amount_in)
             await self.send(arb, pair, _PAIR.fn("swap"), out, 0, arb, b"")
-
-
-def _amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
-    """UniswapV2Library.getAmountOut (0.3% fee)."""
-    with_fee = amount_in * 997
-    return with_fee * reserve_out // (reserve_in * 1000 + with_fee)
