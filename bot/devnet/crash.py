@@ -27,10 +27,10 @@ from eth_account import Account
 from bot.api import BlockRef
 from bot.chain.heads import LatestHeads, ScriptedHeads
 from bot.config import Settings, deep_merge, manifest_settings
+from bot.devnet.deploy import deploy_liquidator
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
 from bot.errors import DevnetError
-from bot.execution.liquidator import deploy_liquidator
 from bot.ledger import LedgerRow
 from bot.rpc import JsonRpcClient
 from bot.runner import HeadReport

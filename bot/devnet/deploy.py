@@ -309,3 +309,10 @@ class MarketDeployer:
             await self._tx(token, erc20, "mint(uint256)", amount, sender=self.lp)
             await self._tx(token, erc20, "approve", pool, MAX_UINT, sender=self.lp)
             await self._tx(pool, pool_art, "supply", token, amount, self.lp, 0, sender=self.lp)
+
+
+async def deploy_liquidator(chain: AnvilRpc, owner: str, pool: str, factory: str) -> str:
+    """Deploy a ``Liquidator`` owned by ``owner`` (impersonated: devnets and forks only)."""
+    await chain.auto_impersonate(True)
+    code = art.liqbot("Liquidator").creation_code(pool, factory)
+    return await chain.deploy(owner, code, "Liquidator")

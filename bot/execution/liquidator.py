@@ -16,8 +16,6 @@ from eth_utils import keccak, to_checksum_address
 
 from bot.abi import AbiJson, canonical_type, load_abi
 from bot.api import LiquidationPlan
-from bot.devnet.anvil_rpc import AnvilRpc
-from bot.devnet.artifacts import liqbot
 
 LIQUIDATOR_ABI = load_abi("Liquidator")
 
@@ -48,13 +46,6 @@ _ERRORS: Mapping[bytes, _ErrorSpec] = {
     **_BUILTIN_ERRORS,
     **_custom_errors(LIQUIDATOR_ABI.json),
 }
-
-
-async def deploy_liquidator(chain: AnvilRpc, owner: str, pool: str, factory: str) -> str:
-    """Deploy a ``Liquidator`` owned by ``owner`` (impersonated: devnets and forks only)."""
-    await chain.auto_impersonate(True)
-    code = liqbot("Liquidator").creation_code(pool, factory)
-    return await chain.deploy(owner, code, "Liquidator")
 
 
 def encode_liquidate(plan: LiquidationPlan, min_profit: int, *, funded: bool = False) -> bytes:

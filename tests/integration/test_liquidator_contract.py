@@ -29,6 +29,7 @@ from bot.adapters.aave_v3.math import percent_mul, ray_div
 from bot.adapters.aave_v3.reader import AaveV3Reader, MarketState, UserState
 from bot.api import LiquidationPlan, LiquidationStep
 from bot.devnet.anvil_rpc import Tx
+from bot.devnet.deploy import deploy_liquidator
 from bot.devnet.manifest import Manifest
 from bot.devnet.report import read_accounts
 from bot.devnet.scenario import Scenario
@@ -36,7 +37,6 @@ from bot.errors import ExecutionReverted
 from bot.execution.liquidator import (
     LIQUIDATOR_ABI,
     decode_revert,
-    deploy_liquidator,
     encode_liquidate,
 )
 from bot.multicall import Multicall
