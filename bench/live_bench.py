@@ -137,14 +137,15 @@ async def _race(
     reports: list[HeadReport] = []
     sends: list[tuple[int, float, Attempt]] = []
     ex = bot.executor
-    execute = ex.execute
+    submit = ex.submit
 
-    async def timed_execute(plan: Any, head: BlockRef, *args: Any, **kw: Any) -> Attempt:
-        attempt = await execute(plan, head, *args, **kw)
-        sends.append((head.number, time.perf_counter(), attempt))
-        return attempt
+    async def timed_submit(sims: Any, head: BlockRef, *args: Any, **kw: Any) -> list[Attempt]:
+        attempts = await submit(sims, head, *args, **kw)
+        now = time.perf_counter()
+        sends.extend((head.number, now, a) for a in attempts)
+        return attempts
 
-    ex.execute = timed_execute  # type: ignore[method-assign]
+    ex.submit = timed_submit  # type: ignore[method-assign]
     liq_rpc = bot.index.rpc
     await setup.call("evm_setIntervalMining", [a.block_time])
     stop = asyncio.Event()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
 from bot.adapters.aave_v3.monitor import HealthMonitor
@@ -23,15 +23,17 @@ from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
-from bot.execution.executor import Attempt, Executor, GasContext
+from bot.execution.executor import Attempt, Executor, GasContext, Simulation
 from bot.execution.quotes import PairBook
-from bot.execution.sequencing import PlanSequence
+from bot.execution.sequencing import PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
-from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient
 from strategies.api import CloseFactorRules, Strategy, StrategyInput
 
 log = logging.getLogger(__name__)
+
+# Simulation rounds per head: the first, and re-plans after failures that moved shared pools.
+_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,6 @@ class Runner:
 
     async def handle(self, head: BlockRef) -> HeadReport:
         t0 = time.perf_counter()
-        s = self.settings
         sync = await self.indexer.sync(head.number)
         head = sync.head
         book = self.adapter.indexing.book
@@ -99,16 +100,10 @@ class Runner:
             if u in book.users and not self.executor.busy(u, head.number)
         }
         attempts: list[Attempt] = []
-        planned = 0
         if targets:
             inp = await self.strategy_input(head, health.market, targets, gas)
-            plans = PlanSequence(self.strategy, inp)
-            while len(attempts) < s.max_plans_per_block and (plan := plans.next()) is not None:
-                attempt = await self.executor.execute(plan, head, gas, ts=inp.ts)
-                attempts.append(attempt)
-                if attempt.outcome in (Outcome.SENT, Outcome.DRY_RUN):
-                    plans.commit(plan)
-            planned = len(attempts)
+            attempts = await self._execute(inp, head, gas)
+        planned = len(attempts)
         report = HeadReport(
             head,
             len(health.liquidatable),
@@ -129,6 +124,34 @@ class Runner:
             },
         )
         return report
+
+    async def _execute(self, inp: StrategyInput, head: BlockRef, gas: GasContext) -> list[Attempt]:
+        """Up to ``max_plans_per_block`` plans, priced in sending order, simulated in one
+        request and sent in one batch.
+
+        A plan whose simulation fails is not sent, so when it shared a pool with plans
+        after it, those were priced for a pool it would have moved: they are planned and
+        simulated again without it (at most ``_ROUNDS`` times), which keeps each sent
+        plan's prediction exact to the wei.
+        """
+        s = self.settings
+        refused: list[Simulation] = []
+        ok: list[Simulation] = []
+        for round_ in range(_ROUNDS):
+            users = {u for u in inp.positions if u not in {r.plan.user for r in refused}}
+            batch = PlanSequence(
+                self.strategy, replace(inp, positions={u: inp.positions[u] for u in users})
+            ).take(s.max_plans_per_block - len(refused))
+            sims = await self.executor.simulate(batch, inp.ts)
+            failed = [x for x in sims if not x.ok]
+            ok = [x for x in sims if x.ok]
+            refused += failed
+            moved = {leg_pool(leg) for x in failed for leg in x.plan.swaps}
+            if not moved or round_ == _ROUNDS - 1:
+                break
+            if not any(leg_pool(leg) in moved for x in ok for leg in x.plan.swaps):
+                break
+        return await self.executor.submit(refused + ok, head, gas)
 
     async def strategy_input(
         self,

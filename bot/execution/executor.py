@@ -1,22 +1,30 @@
 """Send liquidation plans safely: simulate, price the gas, sign, track, settle.
 
-For each plan: ``eth_call`` of the exact transaction (at the pending block by default,
-so our own in-flight transactions are accounted for) and ``eth_estimateGas``; a failing
-simulation is recorded and never sent. A lost race (the position is no longer
-liquidatable: someone got there first) costs one simulation and puts the user on
-cooldown; it is never retried in a loop. Fees are EIP-1559 (base fee of the head times
-two plus the priority fee, under a cap). Nonces come from a local counter. A transaction
-still pending after ``replace_after_blocks`` is replaced once per head with fees bumped
-by 12.5% (what nodes require), as long as the worst-case gas cost stays below the
-expected profit. Every plan and its outcome goes to the ledger.
+One head's plans are simulated together, in one request, in the order they will be sent:
+``eth_simulateV1`` runs them one after another on the pending block (so our own in-flight
+transactions are accounted for, and each plan sees the pools the earlier ones leave), with
+the timestamp the plans were priced at. Nodes without it get one JSON-RPC batch of
+``eth_call`` + ``eth_estimateGas`` per plan instead. A failing simulation is recorded and
+never sent. A lost race (the position is no longer liquidatable: someone got there
+first) costs one simulation and puts the user on cooldown; it is never retried in a loop.
+The plans that pass are signed with consecutive nonces from a local counter and sent in
+one batch, each recorded in the ledger with its transaction hash before it leaves, so a
+crash never forgets a transaction it may have sent. Fees are EIP-1559 (base fee of the
+head times two plus the priority fee, under a cap). A transaction still pending after
+``replace_after_blocks`` is replaced once per head with fees bumped by 12.5% (what nodes
+require), as long as the worst-case gas cost stays below the expected profit.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from eth_utils import keccak
 
 from bot.api import BlockRef, LiquidationPlan
 from bot.errors import ExecutionReverted, RpcError
@@ -35,6 +43,7 @@ REPLACEMENT_BUMP_BPS = 11_250
 # COLLATERAL_CANNOT_BE_LIQUIDATED, SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER.
 RACE_REASONS = ("'45'", "'46'", "'47'")
 _LIQUIDATED = LIQUIDATOR_ABI.event("Liquidated")
+_HASHES = re.compile(r"0x[0-9a-fA-F]{64}")
 _PROFIT = LIQUIDATOR_ABI.fn("liquidate")
 
 
@@ -45,7 +54,10 @@ class ExecutorSettings:
     funded: bool = False
     priority_fee_wei: int = 1_500_000_000
     max_fee_wei: int = 500 * 10**9
-    gas_margin_bps: int = 12_500  # gas limit = estimate * margin
+    gas_margin_bps: int = 12_500  # gas limit = eth_estimateGas * margin
+    # eth_simulateV1 reports gas used after refunds (up to a fifth back) and without the
+    # 1/64 of each call's gas the EVM withholds; the limit must cover the gross.
+    simulated_gas_margin_bps: int = 15_000
     replace_after_blocks: int = 3
     cooldown_blocks: int = 5
     min_profit_base: int = 0
@@ -65,7 +77,9 @@ class GasContext:
 @dataclass(slots=True)
 class _InFlight:
     row: int
-    plan: LiquidationPlan
+    user: str  # lower-case
+    profit: int  # expected, debt-asset units
+    profit_base: int
     nonce: int
     tx_hash: str
     sent_block: int
@@ -74,16 +88,39 @@ class _InFlight:
     priority_fee: int
     data: bytes
     replaced: int = 0
+    # Every hash sent for this nonce, newest last: after a replacement either may be mined.
+    hashes: list[str] = field(default_factory=list)
+
+    def value(self, tokens: int) -> int:
+        """Base-currency value of ``tokens`` of the debt asset, at the plan's price."""
+        return tokens * self.profit_base // self.profit if self.profit > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What ``execute`` did with a plan."""
+    """What the executor did with a plan."""
 
     outcome: Outcome
     row: int
     tx_hash: str = ""
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """A plan's transaction as the node ran it: ``profit`` (debt-asset units the owner
+    would receive) and ``gas`` when it succeeds, the decoded revert reason when not."""
+
+    plan: LiquidationPlan
+    data: bytes
+    profit: int | None
+    gas: int = 0  # expected gas used
+    gas_limit: int = 0  # what the transaction is sent with
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.profit is not None
 
 
 @dataclass(slots=True)
@@ -94,13 +131,14 @@ class _Nonces:
     address: str
     _next: int | None = field(default=None)
 
-    async def take(self) -> int:
+    async def take(self, n: int = 1) -> int:
+        """The first of ``n`` consecutive nonces."""
         if self._next is None:
             self._next = to_int(
                 await self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
             )
         nonce = self._next
-        self._next += 1
+        self._next += n
         return nonce
 
     def reset(self) -> None:
@@ -125,6 +163,7 @@ class Executor:
         self._in_flight: dict[str, _InFlight] = {}  # by user (lower-case)
         self._cooldown: dict[str, int] = {}  # user -> first block it may be tried again
         self._overrides = True  # until the node rejects eth_call block overrides
+        self._simulate_v1 = True  # until the node rejects eth_simulateV1
         self.losses = LossGuard(settings.max_daily_loss_base)
         self.kill_switch = KillSwitch(settings.kill_switch)
 
@@ -148,91 +187,250 @@ class Executor:
     def _cool(self, user: str, block: int) -> None:
         self._cooldown[user.lower()] = block + self.settings.cooldown_blocks
 
-    # --- per plan ---
+    # --- plans ---
 
     async def execute(
         self, plan: LiquidationPlan, head: BlockRef, gas: GasContext, ts: int | None = None
     ) -> Attempt:
-        """Simulate ``plan`` and, when it pays and a key is configured, send it.
+        """``plan`` alone: simulate it and, when it pays and a key is configured, send it."""
+        (attempt,) = await self.submit(await self.simulate([plan], ts), head, gas)
+        return attempt
 
-        ``ts``: the timestamp the plan was priced at; the simulation runs at it where the
-        node supports block overrides, so its profit is the plan's to the wei.
+    async def simulate(
+        self, plans: Sequence[LiquidationPlan], ts: int | None = None
+    ) -> list[Simulation]:
+        """Run ``plans``' transactions, in order, on the simulation block, in one request.
+
+        ``ts``: the timestamp the plans were priced at; the simulation runs at it where the
+        node supports block overrides, so each profit is the plan's to the wei.
         """
-        if self.busy(plan.user, head.number):
-            raise ValueError(f"user {plan.user} already has a transaction in flight")
         s = self.settings
-        if s.liquidator is None:
-            row = self.ledger.record(plan, head.number, Outcome.DRY_RUN, reason="no liquidator")
-            self._cool(plan.user, head.number)
-            return Attempt(Outcome.DRY_RUN, row, reason="no liquidator contract configured")
+        if s.liquidator is None or not plans:
+            return [Simulation(p, b"", None, reason="no liquidator") for p in plans]
         sender = self.signer.address if self.signer else s.owner
-        min_profit = _break_even_tokens(plan, gas, s.min_profit_base)
-        data = encode_liquidate(plan, min_profit, funded=s.funded)
-        tx: dict[str, Any] = {"to": s.liquidator, "data": "0x" + data.hex()}
-        if sender:
-            tx["from"] = sender
-        try:
-            simulated = _PROFIT.decode_one(await self._at(ts, "eth_call", tx))
-            estimate = to_int(await self._at(ts, "eth_estimateGas", tx))
-        except ExecutionReverted as e:
-            return self._refused(plan, head, decode_revert(e.revert_data or "0x"))
-        gas_limit = estimate * s.gas_margin_bps // 10_000
-        priority = min(s.priority_fee_wei, s.max_fee_wei)
-        max_fee = min(2 * gas.base_fee_wei + priority, s.max_fee_wei)
-        expected_gas_base = _base(estimate * (gas.base_fee_wei + priority), gas)
-        simulated_base = _value(plan, simulated)
-        if simulated_base - expected_gas_base < s.min_profit_base:
-            return self._refused(
-                plan,
-                head,
-                f"net {simulated_base - expected_gas_base} < min {s.min_profit_base} "
-                f"(simulated profit {simulated}, gas {estimate})",
-                outcome=Outcome.UNPROFITABLE,
-            )
-        held = self.held(head.timestamp)
-        if self.dry_run or held:
-            reason = f"simulated profit {simulated}" + (f"; not sent: {held}" if held else "")
-            if held:
-                log.warning("sending held", extra={"user": plan.user, "why": held})
-            row = self.ledger.record(plan, head.number, Outcome.DRY_RUN, reason=reason)
-            self._cool(plan.user, head.number)
-            return Attempt(Outcome.DRY_RUN, row, reason=reason)
-        row = self.ledger.record(plan, head.number, Outcome.SENT)
-        flight = _InFlight(row, plan, -1, "", head.number, gas_limit, max_fee, priority, data)
-        try:
-            await self._send(flight)
-        except RpcError as e:
-            assert self._nonces is not None
-            self._nonces.reset()  # the node's view wins after a rejection
-            self.ledger.update(row, Outcome.REVERTED, reason=f"rejected: {e}")
-            self._cool(plan.user, head.number)
-            return Attempt(Outcome.REVERTED, row, reason=str(e))
-        self._in_flight[plan.user.lower()] = flight
-        log.info(
-            "sent",
-            extra={
-                "user": plan.user,
-                "tx": flight.tx_hash,
-                "nonce": flight.nonce,
-                "profit": plan.profit,
-                "gas_limit": gas_limit,
-            },
-        )
-        return Attempt(Outcome.SENT, row, flight.tx_hash)
-
-    async def _at(self, ts: int | None, method: str, tx: dict[str, Any]) -> Any:
-        """``method`` (eth_call / eth_estimateGas) on the simulation block, with its
-        timestamp overridden to ``ts`` where the node supports block overrides."""
-        tag = self.settings.simulate_tag
-        if ts is not None and self._overrides:
+        txs = []
+        for plan in plans:
+            data = encode_liquidate(plan, self._min_profit(plan), funded=s.funded)
+            tx: dict[str, Any] = {"to": s.liquidator, "data": "0x" + data.hex()}
+            if sender:
+                tx["from"] = sender
+            txs.append((plan, data, tx))
+        if self._simulate_v1:
             try:
-                return await self.rpc.call(method, [tx, tag, {}, {"time": hex(ts)}])
+                return await self._simulate_v1_calls(txs, ts)
             except ExecutionReverted:
                 raise
             except RpcError as e:
-                log.info("no block overrides: simulating at the node's time", extra={"err": str(e)})
+                log.info("no eth_simulateV1: simulating plan by plan", extra={"err": str(e)})
+                self._simulate_v1 = False
+        return await self._simulate_each(txs, ts)
+
+    def _min_profit(self, plan: LiquidationPlan) -> int:
+        return _break_even_tokens(plan, self.settings.min_profit_base)
+
+    async def _simulate_v1_calls(
+        self, txs: Sequence[tuple[LiquidationPlan, bytes, dict[str, Any]]], ts: int | None
+    ) -> list[Simulation]:
+        block: dict[str, Any] = {"calls": [tx for _, _, tx in txs]}
+        if ts is not None:
+            block["blockOverrides"] = {"time": hex(ts)}
+        (result,) = await self.rpc.call(
+            "eth_simulateV1",
+            [{"blockStateCalls": [block], "validation": False}, self.settings.simulate_tag],
+        )
+        calls = result["calls"]
+        if len(calls) != len(txs):
+            raise RpcError("eth_simulateV1", f"{len(calls)} results for {len(txs)} calls")
+        out = []
+        for (plan, data, _), call in zip(txs, calls, strict=True):
+            if to_int(call["status"]) == 1:
+                profit = _PROFIT.decode_one(call["returnData"])
+                limit = to_int(call["gasUsed"]) * self.settings.simulated_gas_margin_bps // 10_000
+                out.append(Simulation(plan, data, profit, to_int(call["gasUsed"]), limit))
+            else:
+                err = call.get("error") or {}
+                revert = err.get("data") or call.get("returnData") or "0x"
+                reason = decode_revert(revert) if revert != "0x" else str(err.get("message", ""))
+                out.append(Simulation(plan, data, None, reason=reason))
+        return out
+
+    async def _simulate_each(
+        self, txs: Sequence[tuple[LiquidationPlan, bytes, dict[str, Any]]], ts: int | None
+    ) -> list[Simulation]:
+        """Independent ``eth_call`` + ``eth_estimateGas`` per plan, in one batch."""
+        tag = self.settings.simulate_tag
+        if ts is not None and self._overrides:
+            calls = [
+                (m, [tx, tag, {}, {"time": hex(ts)}])
+                for _, _, tx in txs
+                for m in ("eth_call", "eth_estimateGas")
+            ]
+            results = await self.rpc.batch(calls)
+            if any(
+                isinstance(r, RpcError) and not isinstance(r, ExecutionReverted) for r in results
+            ):
+                log.info("no block overrides: simulating at the node's time")
                 self._overrides = False
-        return await self.rpc.call(method, [tx, tag])
+        if ts is None or not self._overrides:
+            calls = [(m, [tx, tag]) for _, _, tx in txs for m in ("eth_call", "eth_estimateGas")]
+            results = await self.rpc.batch(calls)
+        out = []
+        for i, (plan, data, _) in enumerate(txs):
+            called, estimated = results[2 * i], results[2 * i + 1]
+            failed = next((r for r in (called, estimated) if isinstance(r, RpcError)), None)
+            if isinstance(failed, ExecutionReverted):
+                reason = decode_revert(failed.revert_data or "0x")
+                out.append(Simulation(plan, data, None, reason=reason))
+            elif failed is not None:
+                raise failed
+            else:
+                gas = to_int(estimated)
+                limit = gas * self.settings.gas_margin_bps // 10_000
+                out.append(Simulation(plan, data, _PROFIT.decode_one(called), gas, limit))
+        return out
+
+    async def submit(
+        self, sims: Sequence[Simulation], head: BlockRef, gas: GasContext
+    ) -> list[Attempt]:
+        """Record every simulated plan; sign and send those that pay, in one batch."""
+        s = self.settings
+        for sim in sims:
+            if self.busy(sim.plan.user, head.number):
+                raise ValueError(f"user {sim.plan.user} has a transaction in flight or cools down")
+        attempts: dict[int, Attempt] = {}
+        go: list[tuple[int, Simulation, int]] = []  # (index, simulation, gas limit)
+        priority = min(s.priority_fee_wei, s.max_fee_wei)
+        max_fee = min(2 * gas.base_fee_wei + priority, s.max_fee_wei)
+        held = self.held(head.timestamp)
+        for i, sim in enumerate(sims):
+            plan = sim.plan
+            if s.liquidator is None:
+                row = self.ledger.record(plan, head.number, Outcome.DRY_RUN, reason="no liquidator")
+                self._cool(plan.user, head.number)
+                attempts[i] = Attempt(Outcome.DRY_RUN, row, reason="no liquidator contract")
+                continue
+            if not sim.ok:
+                attempts[i] = self._refused(plan, head, sim.reason)
+                continue
+            assert sim.profit is not None
+            expected_gas_base = _base(sim.gas * (gas.base_fee_wei + priority), gas)
+            net = _value(plan, sim.profit) - expected_gas_base
+            if net < s.min_profit_base:
+                attempts[i] = self._refused(
+                    plan,
+                    head,
+                    f"net {net} < min {s.min_profit_base} "
+                    f"(simulated profit {sim.profit}, gas {sim.gas})",
+                    outcome=Outcome.UNPROFITABLE,
+                )
+                continue
+            if self.dry_run or held:
+                reason = f"simulated profit {sim.profit}" + (f"; not sent: {held}" if held else "")
+                if held:
+                    log.warning("sending held", extra={"user": plan.user, "why": held})
+                row = self.ledger.record(plan, head.number, Outcome.DRY_RUN, reason=reason)
+                self._cool(plan.user, head.number)
+                attempts[i] = Attempt(Outcome.DRY_RUN, row, reason=reason)
+                continue
+            go.append((i, sim, sim.gas_limit))
+        if go:
+            attempts.update(await self._send_all(go, head, max_fee, priority))
+        return [attempts[i] for i in range(len(sims))]
+
+    async def _send_all(
+        self,
+        go: Sequence[tuple[int, Simulation, int]],
+        head: BlockRef,
+        max_fee: int,
+        priority: int,
+    ) -> dict[int, Attempt]:
+        """Sign ``go`` with consecutive nonces, record each with its hash, send in one batch."""
+        assert self._nonces is not None
+        first = await self._nonces.take(len(go))
+        flights: list[tuple[int, _InFlight, bytes]] = []
+        for k, (i, sim, gas_limit) in enumerate(go):
+            plan = sim.plan
+            row = self.ledger.record(plan, head.number, Outcome.SENT)
+            flight = _InFlight(
+                row,
+                plan.user.lower(),
+                plan.profit,
+                plan.profit_base,
+                first + k,
+                "",
+                head.number,
+                gas_limit,
+                max_fee,
+                priority,
+                sim.data,
+            )
+            raw = self._sign(flight)
+            # The hash is in the ledger before the transaction leaves: after a crash,
+            # ``recover`` finds it whether or not it was sent.
+            self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
+            flights.append((i, flight, raw))
+        results = await self.rpc.batch(
+            [("eth_sendRawTransaction", ["0x" + raw.hex()]) for _, _, raw in flights]
+        )
+        out: dict[int, Attempt] = {}
+        gaps: list[_InFlight] = []
+        for (i, flight, _), result in zip(flights, results, strict=True):
+            if isinstance(result, RpcError):
+                self.ledger.update(flight.row, Outcome.REVERTED, reason=f"rejected: {result}")
+                self._cool(flight.user, head.number)
+                gaps.append(flight)
+                out[i] = Attempt(Outcome.REVERTED, flight.row, reason=str(result))
+                continue
+            self._in_flight[flight.user] = flight
+            log.info(
+                "sent",
+                extra={
+                    "user": flight.user,
+                    "tx": flight.tx_hash,
+                    "nonce": flight.nonce,
+                    "profit": flight.profit,
+                    "gas_limit": flight.gas_limit,
+                },
+            )
+            out[i] = Attempt(Outcome.SENT, flight.row, flight.tx_hash)
+        if gaps:
+            await self._fill(gaps, last=first + len(flights) - 1)
+        return out
+
+    async def _fill(self, rejected: Sequence[_InFlight], last: int) -> None:
+        """Rejected transactions leave nonce gaps that would hold every later one back:
+        fill each below ``last`` with a zero-value transfer to ourselves; if that fails
+        too, forget the local count and take the node's next time."""
+        assert self.signer is not None and self._nonces is not None
+        # The node's pending count is right again once the gaps are filled (or, if a fill
+        # fails, it points at the gap, which the next send then fills).
+        self._nonces.reset()
+        fill = [f for f in rejected if f.nonce < last]
+        raws = [
+            self.signer.sign(
+                {
+                    "type": 2,
+                    "chainId": self.chain_id,
+                    "nonce": f.nonce,
+                    "to": self.signer.address,
+                    "value": 0,
+                    "gas": 21_000,
+                    "maxFeePerGas": f.max_fee,
+                    "maxPriorityFeePerGas": f.priority_fee,
+                }
+            )
+            for f in fill
+        ]
+        results = await self.rpc.batch(
+            [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws]
+        )
+        log.warning(
+            "sends rejected",
+            extra={
+                "nonces": [f.nonce for f in rejected],
+                "filled": sum(not isinstance(r, RpcError) for r in results),
+            },
+        )
 
     def _refused(
         self, plan: LiquidationPlan, head: BlockRef, reason: str, outcome: Outcome | None = None
@@ -249,10 +447,9 @@ class Executor:
         log.info("not sent", extra={"user": plan.user, "outcome": outcome.value, "why": reason})
         return Attempt(outcome, row, reason=reason)
 
-    async def _send(self, flight: _InFlight) -> None:
-        assert self.signer is not None and self._nonces is not None
-        if flight.nonce < 0:
-            flight.nonce = await self._nonces.take()
+    def _sign(self, flight: _InFlight) -> bytes:
+        """Sign ``flight`` as it stands (nonce, fees) and set its hash."""
+        assert self.signer is not None
         raw = self.signer.sign(
             {
                 "type": 2,
@@ -266,7 +463,9 @@ class Executor:
                 "maxPriorityFeePerGas": flight.priority_fee,
             }
         )
-        flight.tx_hash = await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        flight.tx_hash = "0x" + keccak(raw).hex()
+        flight.hashes.append(flight.tx_hash)
+        return raw
 
     # --- per head ---
 
@@ -275,28 +474,78 @@ class Executor:
         if not self._in_flight:
             return []
         flights = list(self._in_flight.values())
-        receipts = await self.rpc.batch(
-            [("eth_getTransactionReceipt", [f.tx_hash]) for f in flights]
-        )
+        asked = [(f, h) for f in flights for h in f.hashes]
+        answers = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for _, h in asked])
+        mined: dict[str, dict[str, Any]] = {}
+        unknown: set[str] = set()
+        for (flight, tx_hash), answer in zip(asked, answers, strict=True):
+            if isinstance(answer, RpcError):
+                log.warning("receipt unavailable", extra={"tx": tx_hash, "err": str(answer)})
+                unknown.add(flight.user)
+            elif answer is not None:
+                flight.tx_hash = tx_hash  # the one that was mined
+                mined[flight.user] = answer
         settled = []
-        for flight, receipt in zip(flights, receipts, strict=True):
-            if isinstance(receipt, RpcError):
-                log.warning(
-                    "receipt unavailable", extra={"tx": flight.tx_hash, "err": str(receipt)}
-                )
-                continue
-            if receipt is None:
-                if head.number - flight.sent_block >= self.settings.replace_after_blocks:
-                    await self._replace(flight, gas)
-                continue
-            settled.append(await self._settle(flight, receipt, head, gas))
+        for flight in flights:
+            if flight.user in mined:
+                settled.append(await self._settle(flight, mined[flight.user], head, gas))
+            elif (
+                flight.user not in unknown
+                and head.number - flight.sent_block >= self.settings.replace_after_blocks
+            ):
+                await self._replace(flight, gas)
         return settled
+
+    async def recover(self) -> int:
+        """Adopt the transactions the ledger holds as sent (a restart after a crash): they
+        are settled, or replaced, on the next heads like any other, and their users are not
+        planned again meanwhile. A transaction the node does not know (the process died
+        before it left, or it was dropped) is marked so; its nonce is free again, and the
+        counter starts from the node's. Returns how many were adopted."""
+        if self.signer is None:
+            return 0
+        rows = [r for r in self.ledger.rows() if r.outcome == Outcome.SENT]
+        if not rows:
+            return 0
+        hashes = [[h.lower() for h in _HASHES.findall(f"{r.tx_hash} {r.reason}")] for r in rows]
+        asked = [(i, h) for i, hs in enumerate(hashes) for h in hs]
+        answers = await self.rpc.batch([("eth_getTransactionByHash", [h]) for _, h in asked])
+        txs: dict[int, list[dict[str, Any]]] = {}
+        for (i, _), tx in zip(asked, answers, strict=True):
+            if isinstance(tx, RpcError):
+                raise tx  # unknown state: adopting blindly could send twice
+            if tx is not None and tx["from"].lower() == self.signer.address.lower():
+                txs.setdefault(i, []).append(tx)
+        adopted = 0
+        for i, row in enumerate(rows):
+            found = txs.get(i)
+            if not found:
+                self.ledger.update(row.id, Outcome.REVERTED, reason="not sent: unknown to the node")
+                continue
+            tx = found[-1]
+            flight = _InFlight(
+                row.id,
+                row.user.lower(),
+                row.predicted_profit,
+                row.predicted_net_base + row.predicted_gas_cost_base,
+                to_int(tx["nonce"]),
+                tx["hash"],
+                row.block,
+                to_int(tx["gas"]),
+                to_int(tx.get("maxFeePerGas") or tx["gasPrice"]),
+                to_int(tx.get("maxPriorityFeePerGas") or tx["gasPrice"]),
+                bytes.fromhex(tx["input"][2:]),
+                hashes=[t["hash"] for t in found],
+            )
+            self._in_flight[flight.user] = flight
+            adopted += 1
+        log.info("recovered in-flight transactions", extra={"adopted": adopted, "rows": len(rows)})
+        return adopted
 
     async def _settle(
         self, flight: _InFlight, receipt: dict[str, Any], head: BlockRef, gas: GasContext
     ) -> Attempt:
-        plan = flight.plan
-        del self._in_flight[plan.user.lower()]
+        del self._in_flight[flight.user]
         gas_used = to_int(receipt["gasUsed"])
         price = to_int(receipt.get("effectiveGasPrice") or hex(flight.max_fee))
         gas_base = _base(gas_used * price, gas)
@@ -310,15 +559,12 @@ class Executor:
         }
         if to_int(receipt["status"]) == 1:
             profit = _realized_profit(receipt, self.settings.liquidator)
-            self.losses.record(head.timestamp, _value(plan, profit) - gas_base)
+            net = flight.value(profit) - gas_base
+            self.losses.record(head.timestamp, net)
             self.ledger.update(
-                flight.row,
-                Outcome.WON,
-                realized_profit=profit,
-                realized_net_base=_value(plan, profit) - gas_base,
-                **common,
+                flight.row, Outcome.WON, realized_profit=profit, realized_net_base=net, **common
             )
-            log.info("won", extra={"user": plan.user, "tx": flight.tx_hash, "profit": profit})
+            log.info("won", extra={"user": flight.user, "tx": flight.tx_hash, "profit": profit})
             return Attempt(Outcome.WON, flight.row, flight.tx_hash)
         # Replayed on the parent state: if it would have succeeded there, a transaction
         # earlier in the same block (a competitor) took the position.
@@ -336,8 +582,10 @@ class Executor:
             reason=reason or "a transaction earlier in the block took the position",
             **common,
         )
-        self._cool(plan.user, head.number)
-        log.info("lost", extra={"user": plan.user, "tx": flight.tx_hash, "outcome": outcome.value})
+        self._cool(flight.user, head.number)
+        log.info(
+            "lost", extra={"user": flight.user, "tx": flight.tx_hash, "outcome": outcome.value}
+        )
         return Attempt(outcome, flight.row, flight.tx_hash, reason or "")
 
     async def _replay(self, flight: _InFlight, block: int) -> str | None:
@@ -346,6 +594,7 @@ class Executor:
             "from": self.signer.address,
             "to": self.settings.liquidator,
             "data": "0x" + flight.data.hex(),
+            "gas": hex(flight.gas_limit),  # out of gas is ours, not a race
         }
         try:
             await self.rpc.call("eth_call", [tx, hex(block)])
@@ -356,31 +605,34 @@ class Executor:
         return None
 
     async def _replace(self, flight: _InFlight, gas: GasContext) -> None:
-        plan = flight.plan
         priority = -(-flight.priority_fee * REPLACEMENT_BUMP_BPS // 10_000)
         max_fee = max(
             -(-flight.max_fee * REPLACEMENT_BUMP_BPS // 10_000), 2 * gas.base_fee_wei + priority
         )
         worst_case_base = _base(flight.gas_limit * max_fee, gas)
-        if max_fee > self.settings.max_fee_wei or worst_case_base >= plan.profit_base:
+        if max_fee > self.settings.max_fee_wei or worst_case_base >= flight.profit_base:
             log.warning(
                 "stuck, not bumped",
-                extra={"user": plan.user, "tx": flight.tx_hash, "max_fee": max_fee},
+                extra={"user": flight.user, "tx": flight.tx_hash, "max_fee": max_fee},
             )
             return
-        old = flight.tx_hash
+        old = (flight.tx_hash, flight.max_fee, flight.priority_fee)
         flight.max_fee, flight.priority_fee = max_fee, priority
+        raw = self._sign(flight)
         try:
-            await self._send(flight)
+            await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
         except RpcError as e:
             # Usually "nonce too low": the original was mined meanwhile; the next receipt
             # check settles it.
-            flight.tx_hash = old
-            log.warning("replacement rejected", extra={"user": plan.user, "err": str(e)})
+            flight.tx_hash, flight.max_fee, flight.priority_fee = old
+            log.warning("replacement rejected", extra={"user": flight.user, "err": str(e)})
             return
         flight.replaced += 1
-        self.ledger.update(flight.row, Outcome.SENT, tx_hash=flight.tx_hash)
-        log.info("replaced", extra={"user": plan.user, "old": old, "tx": flight.tx_hash})
+        # Both hashes stay in the ledger's reason until one is mined (``recover`` needs them).
+        self.ledger.update(
+            flight.row, Outcome.SENT, tx_hash=flight.tx_hash, reason=f"replaces {old[0]}"
+        )
+        log.info("replaced", extra={"user": flight.user, "old": old[0], "tx": flight.tx_hash})
 
 
 def _base(wei: int, gas: GasContext) -> int:
@@ -394,7 +646,7 @@ def _value(plan: LiquidationPlan, tokens: int) -> int:
     return tokens * plan.profit_base // plan.profit
 
 
-def _break_even_tokens(plan: LiquidationPlan, gas: GasContext, min_profit_base: int) -> int:
+def _break_even_tokens(plan: LiquidationPlan, min_profit_base: int) -> int:
     """The contract's minProfit: debt-asset tokens worth the plan's gas plus the minimum.
 
     Anything less and the transaction would lose money once included (e.g. when an

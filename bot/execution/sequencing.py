@@ -2,21 +2,29 @@
 
 Transactions sent at one head land in the same block, one after another: a plan that
 sells WETH into the WETH/USDC pool makes the next WETH/USDC sale worse. The strategy
-prices every plan against the same pool snapshot, so once a plan is actually sent
-(``commit``) its swaps are applied to the snapshot and the users whose plans used those
-pools are planned again. A plan that is not sent (its simulation failed) changes
-nothing. Plans on untouched pools stay valid: their alternatives only got worse.
+prices every plan against the same pool snapshot; once a plan is taken (``commit``) its
+swaps are applied to the snapshot, and a plan that used one of those pools is planned
+again before it is handed out. A plan that is not taken changes nothing.
+
+Re-planning is lazy: a stale plan is re-priced only when it reaches the front, so taking
+k plans out of n costs about k single-user re-plans, not k × n (at a crash, n is in the
+hundreds and only the first few go out in the next block).
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
+from itertools import count
 
 from bot.api import LiquidationPlan, SwapLeg
 from strategies.api import PairQuote, Strategy, StrategyInput
 
+_PoolKey = frozenset[str]
 
-def _key(leg: SwapLeg) -> frozenset[str]:
+
+def leg_pool(leg: SwapLeg) -> _PoolKey:
+    """The pool a swap leg trades on, as its unordered token pair."""
     return frozenset((leg.token_in.lower(), leg.token_out.lower()))
 
 
@@ -35,31 +43,49 @@ def _rank(plan: LiquidationPlan) -> tuple[int, str]:
 
 
 class PlanSequence:
-    """``next()`` the best remaining plan; ``commit`` it once sent, or just move on."""
+    """``next()`` the best remaining plan; ``commit`` it once taken, or just move on."""
 
-    def __init__(self, strategy: Strategy, inp: StrategyInput) -> None:
+    def __init__(
+        self, strategy: Strategy, inp: StrategyInput, plans: list[LiquidationPlan] | None = None
+    ) -> None:
+        """``plans``: ``strategy.plan(inp)`` when already computed."""
         self.strategy = strategy
         self.inp = inp
         self.pairs = dict(inp.pairs)
-        self._plans = sorted(strategy.plan(inp), key=_rank)
+        self._versions: dict[_PoolKey, int] = {}  # commits that moved each pool
+        self._tie = count()
+        self._heap: list[tuple[tuple[int, str], int, LiquidationPlan, dict[_PoolKey, int]]] = []
+        for plan in strategy.plan(inp) if plans is None else plans:
+            self._push(plan)
+
+    def _push(self, plan: LiquidationPlan) -> None:
+        seen = {leg_pool(leg): self._versions.get(leg_pool(leg), 0) for leg in plan.swaps}
+        heapq.heappush(self._heap, (_rank(plan), next(self._tie), plan, seen))
 
     def next(self) -> LiquidationPlan | None:
-        return self._plans.pop(0) if self._plans else None
+        while self._heap:
+            _, _, plan, seen = heapq.heappop(self._heap)
+            if all(self._versions.get(k, 0) == v for k, v in seen.items()):
+                return plan
+            again = replace(
+                self.inp, positions={plan.user: self.inp.positions[plan.user]}, pairs=self.pairs
+            )
+            for fresh in self.strategy.plan(again):
+                self._push(fresh)
+        return None
 
     def commit(self, plan: LiquidationPlan) -> None:
-        """``plan`` will execute before the remaining ones: re-price those it affects."""
-        touched = {_key(leg) for leg in plan.swaps}
-        if not touched:
-            return
+        """``plan`` will execute before the remaining ones: the plans on its pools are
+        re-priced before they are handed out."""
         for leg in plan.swaps:
-            self.pairs[_key(leg)] = _after_swap(self.pairs[_key(leg)], leg)
-        stale = {p.user for p in self._plans if any(_key(leg) in touched for leg in p.swaps)}
-        if not stale:
-            return
-        kept = [p for p in self._plans if p.user not in stale]
-        again = replace(
-            self.inp,
-            positions={u: self.inp.positions[u] for u in stale},
-            pairs=dict(self.pairs),
-        )
-        self._plans = sorted(kept + self.strategy.plan(again), key=_rank)
+            k = leg_pool(leg)
+            self.pairs[k] = _after_swap(self.pairs[k], leg)
+            self._versions[k] = self._versions.get(k, 0) + 1
+
+    def take(self, limit: int) -> list[LiquidationPlan]:
+        """Up to ``limit`` plans, each priced after the ones before it (all committed)."""
+        out: list[LiquidationPlan] = []
+        while len(out) < limit and (plan := self.next()) is not None:
+            self.commit(plan)
+            out.append(plan)
+        return out
