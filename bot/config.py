@@ -45,6 +45,10 @@ class ChainSettings(_Section):
         default=None, pattern=r"^wss?://", description="newHeads subscription"
     )
     chain_id: int | None = Field(default=None, description="checked against the node at start")
+    fallback_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(
+        default=[],
+        description="used in order when rpc_url fails or its head lags (same chain, same data)",
+    )
 
 
 class RpcLimits(_Section):
@@ -53,6 +57,12 @@ class RpcLimits(_Section):
     timeout_s: float = Field(default=30.0, gt=0)
     retries: int = Field(default=4, ge=0)
     max_batch: int = Field(default=250, ge=1)
+    set_aside_s: float = Field(
+        default=30.0, gt=0, description="a failing or lagging endpoint is skipped this long"
+    )
+    max_head_lag: int = Field(
+        default=3, ge=0, description="blocks an endpoint's head may trail the best one seen"
+    )
 
 
 class MarketSettings(_Section):

@@ -88,7 +88,8 @@ class Runner:
 
     async def handle(self, head: BlockRef) -> HeadReport:
         t0 = time.perf_counter()
-        sync = await self.indexer.sync(head.number)
+        self.rpc.note_head(head.number)
+        sync = await self.indexer.sync(head)
         head = sync.head
         book = self.adapter.indexing.book
         health = await self.monitor.on_block(head, self.adapter.indexing.users_of(sync.dirty))

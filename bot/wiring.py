@@ -52,7 +52,10 @@ def rpc_client(settings: Settings) -> JsonRpcClient:
             timeout_s=r.timeout_s,
             retries=r.retries,
             max_batch=r.max_batch,
+            set_aside_s=r.set_aside_s,
+            max_head_lag=r.max_head_lag,
         ),
+        fallbacks=settings.chain.fallback_urls,
     )
 
 
@@ -170,6 +173,7 @@ async def open_bot(
                 signer,
                 chain_id,
             )
+            await executor.recover()
             runner = Runner(
                 rpc=svc.rpc,
                 indexer=svc.indexer,

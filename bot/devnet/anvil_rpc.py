@@ -6,6 +6,7 @@ is needed: this module is for devnets and forks only, never for a live network.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -190,7 +191,23 @@ class AnvilRpc:
         try:
             yield
         finally:
+            await self.settle_automine()
             await self.revert(snap)
+
+    async def settle_automine(self, timeout_s: float = 5.0) -> None:
+        """Wait until automine has mined what was sent. anvil answers
+        ``eth_sendRawTransaction`` before it mines; a block it finishes after an
+        ``evm_revert`` lands on the reverted chain with the old height, leaving a gap of
+        missing blocks that later reads trip over."""
+        if not await self.rpc.call("anvil_getAutomine"):
+            return  # nothing is mined in the background
+        async with asyncio.timeout(timeout_s):
+            while True:
+                status = await self.rpc.call("txpool_status")
+                if to_int(status["pending"]) == 0 and to_int(status["queued"]) == 0:
+                    break
+                await asyncio.sleep(0.01)  # anvil offers no "mined" notification over HTTP
+        await self.mine(1)  # serialised behind any block still being written
 
     async def dump_state(self) -> str:
         state: str = await self.rpc.call("anvil_dumpState")

@@ -177,8 +177,17 @@ class Indexer:
         self._verified = True
 
     # -- following the head -----------------------------------------------------------
-    async def sync(self, head: int | None = None, progress: Progress | None = None) -> SyncReport:
-        """Bring the live state to ``head`` (default: latest); returns what changed."""
+    async def sync(
+        self, head: int | BlockRef | None = None, progress: Progress | None = None
+    ) -> SyncReport:
+        """Bring the live state to ``head`` (default: latest); returns what changed.
+
+        Given the head's header (from a subscription or a poll), a head that extends our
+        tip is taken as is: no header is fetched again, only its logs.
+        """
+        known_head = head if isinstance(head, BlockRef) else None
+        if isinstance(head, BlockRef):
+            head = head.number
         target = head if head is not None else (await self.latest()).number
         confirm_to = target - self.settings.confirmations
         dirty: set[Key] = set()
@@ -195,7 +204,7 @@ class Indexer:
             dirty |= await self.backfill(confirm_to, progress)
         for _attempt in range(self.settings.confirmations + 2):
             try:
-                new, d = await self._extend_tip(target)
+                new, d = await self._extend_tip(target, known_head)
                 dirty |= d
                 break
             except _Reorg as r:
@@ -211,25 +220,36 @@ class Indexer:
             reorged,
         )
 
-    async def _extend_tip(self, target: int) -> tuple[int, set[Key]]:
+    async def _extend_tip(
+        self, target: int, known_head: BlockRef | None = None
+    ) -> tuple[int, set[Key]]:
         known = self.tip[-1].ref if self.tip else None
         start = self.head + 1
         numbers = list(range(start, target + 1))
-        calls: list[tuple[str, list[Any]]] = [
-            ("eth_getBlockByNumber", [hex(n), False]) for n in [self.head, *numbers]
-        ]
-        results = await self.rpc.batch_strict(calls)
-        if any(r is None for r in results):
-            raise RpcTransportError("eth_getBlockByNumber", "a block in range is missing")
-        current, *headers = [BlockRef.from_json(r) for r in results]
         expected = known.hash if known else (self.checkpoint.hash if self.checkpoint else None)
-        if expected is not None and current.hash != expected:
-            raise _Reorg(await self._fork_point())
-        prev = current
-        for h in headers:
-            if h.parent_hash != prev.hash:
+        if (
+            known_head is not None
+            and expected is not None
+            and numbers == [known_head.number]
+            and known_head.parent_hash == expected
+        ):
+            # The next block, and it builds on ours: nothing to fetch but its logs.
+            headers = [known_head]
+        else:
+            calls: list[tuple[str, list[Any]]] = [
+                ("eth_getBlockByNumber", [hex(n), False]) for n in [self.head, *numbers]
+            ]
+            results = await self.rpc.batch_strict(calls)
+            if any(r is None for r in results):
+                raise RpcTransportError("eth_getBlockByNumber", "a block in range is missing")
+            current, *headers = [BlockRef.from_json(r) for r in results]
+            if expected is not None and current.hash != expected:
                 raise _Reorg(await self._fork_point())
-            prev = h
+            prev = current
+            for h in headers:
+                if h.parent_hash != prev.hash:
+                    raise _Reorg(await self._fork_point())
+                prev = h
         logs = await self.fetcher.get(start, target) if numbers else []
         by_block: dict[int, list[RawLog]] = {n: [] for n in numbers}
         hashes = {h.number: h.hash for h in headers}

@@ -44,7 +44,8 @@ class Fault(enum.Enum):
     DROP = "drop"  # the connection is closed without any response
     TRUNCATED = "truncated"  # HTTP 200 with the first half of the upstream's answer
     GARBAGE = "garbage"  # HTTP 200 with ``body`` (default: an HTML error page)
-    FROZEN_HEAD = "frozen_head"  # "latest" stays at ``head`` (default: upstream head now)
+    FROZEN_HEAD = "frozen_head"  # "latest" stays at ``head`` (default: upstream head now);
+    # blocks above it are unknown (null), as on a node that stopped syncing
     WRONG_CHAIN_ID = "wrong_chain_id"  # eth_chainId is ``chain_id`` (default: upstream + 1)
     LOGS_OTHER_RANGE = "logs_other_range"  # eth_getLogs of the range moved by ``shift``
     LOGS_WRONG_HASH = "logs_wrong_hash"  # eth_getLogs with every blockHash altered
@@ -295,6 +296,10 @@ class FaultProxy:
                             rule.hits += 1
                             call = {**call, "params": [hex(rule.head), *params[1:]]}
                             plan.edited = True
+                        elif _above(params, rule.head):  # a stalled node lacks newer blocks
+                            rule.hits += 1
+                            plan.local.append({"jsonrpc": "2.0", "id": rid, "result": None})
+                            break
                     case Fault.WRONG_CHAIN_ID:
                         rule.hits += 1
                         plan.rewrites[rid] = _other_chain(rule.chain_id)
@@ -372,3 +377,8 @@ def _alter_hashes(logs: list[JsonDict]) -> list[JsonDict]:
         h = lg["blockHash"]
         out.append({**lg, "blockHash": f"{h[:-2]}{int(h[-2:], 16) ^ 0xFF:02x}"})
     return out
+
+
+def _above(params: list[Any], head: int) -> bool:
+    tag = params[0] if params else None
+    return isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > head
