@@ -20,6 +20,19 @@ COMMANDS = {
     "positions": ("bot.commands.positions", "borrowers' exact health factors at the head"),
     "run": ("bot.commands.run", "index, plan and execute liquidations on every new head"),
     "ledger": ("bot.commands.ledger", "the PnL ledger: every plan and its outcome (table or CSV)"),
+    "status": ("bot.commands.status", "live view: head, lag, riskiest positions, plans, PnL"),
+    "config": ("bot.commands.config", "check the settings against the node (secrets masked)"),
+    "fork": ("bot.commands.fork", "a local anvil fork of a preset's network, to rehearse on"),
+    "deploy-executor": (
+        "bot.commands.deploy_executor",
+        "deploy the Liquidator contract with the operator's key and record it",
+    ),
+    "backtest": ("bot.commands.backtest", "replay a block range: opportunities, profit, plots"),
+    "shock": ("bot.commands.shock", "liquidatable debt and profit across price shocks of an asset"),
+    "optimistic": (
+        "bot.commands.optimistic",
+        "on a fork, make each borrower liquidatable, liquidate it, revert: one record each",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ sets ``chain.rpc_url``; ``LIQBOT_INDEXER__CONFIRMATIONS=20`` sets ``indexer.conf
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from eth_utils import is_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bot.errors import ConfigError
+from bot.redact import mask_tree
 
 if TYPE_CHECKING:
     from bot.devnet.manifest import Manifest
@@ -73,7 +75,10 @@ class MarketSettings(_Section):
 
 
 class IndexerConfig(_Section):
-    database: Path = Path("liqbot.db")
+    database: str = Field(
+        default="liqbot.db",
+        description="a SQLite file, or a postgresql:// URL shared by several instances",
+    )
     confirmations: int = Field(default=12, ge=0)
     log_window: int = Field(default=2_000, ge=1)
     max_log_window: int = Field(default=50_000, ge=1)
@@ -143,7 +148,22 @@ class MetricsConfig(_Section):
     )
 
 
+class AlertsConfig(_Section):
+    webhook_url: SecretStr | None = Field(
+        default=None, description="POST a JSON alert here (the URL often holds a token)"
+    )
+    events: list[Literal["sent", "won", "raced", "reverted", "halted", "stopped"]] | None = Field(
+        default=None, description="only these events; None: all"
+    )
+    timeout_s: float = Field(default=5.0, gt=0, description="per delivery attempt")
+    retries: int = Field(default=2, ge=0, le=5)
+
+
 class Settings(_Section):
+    preset: str | None = Field(
+        default=None,
+        description="a built-in network (bot/presets) or a preset .toml path, merged under",
+    )
     chain: ChainSettings
     market: MarketSettings
     rpc: RpcLimits = RpcLimits()
@@ -153,6 +173,7 @@ class Settings(_Section):
     executor: ExecutorConfig = ExecutorConfig()
     run: RunConfig = RunConfig()
     metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @classmethod
     def load(
@@ -179,14 +200,43 @@ class Settings(_Section):
             source = str(path)
         data = deep_merge(data, _from_env(os.environ if env is None else env))
         data = deep_merge(data, dict(overrides or {}))
+        if isinstance(data.get("preset"), str):
+            from bot.presets import load_preset
+
+            # Under everything else: the file, the environment and overrides win.
+            data = deep_merge(load_preset(data["preset"]), data)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
-            got = err.get("input")
+            got = mask_tree(err.get("input"), str(err["loc"][-1]))
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            raise ConfigError(key, f"{err['msg']}{shown}", source=source) from None
+            raise ConfigError(
+                key, f"{err['msg']}{shown}", source=source, fix=_fix_hint(err["loc"], err["type"])
+            ) from None
+
+
+def _fix_hint(loc: tuple[int | str, ...], kind: str) -> str:
+    """How to correct the key at ``loc``: where to set it, or the name it was meant to be."""
+    key = ".".join(str(p) for p in loc)
+    env = ENV_PREFIX + "__".join(str(p).upper() for p in loc) if len(loc) > 1 else ""
+    where = f"in the config file or {env}" if env else "in the config file"
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        sub = field.annotation if field is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            break
+        model = sub
+    if kind == "missing":
+        field = model.model_fields.get(str(loc[-1]))
+        what = f"; it is the {field.description}" if field is not None and field.description else ""
+        return f"set {key} {where}, or use a preset that has it{what}"
+    if kind == "extra_forbidden":
+        near = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+        return f"did you mean {near[0]}?" if near else "remove it; see docs/operations.md"
+    return f"correct {key} {where}"
 
 
 def _from_manifest(path: Path) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The PnL ledger: every liquidation plan the bot produced and what became of it.
 
-One row per plan handed to the executor, in the bot's SQLite database (a table of its
-own next to the indexer's). The row is written when the plan is decided on and updated
+One row per plan handed to the executor, in the bot's database (a table of its own next to
+the indexer's; in a shared PostgreSQL database each row also names its market and the
+instance that wrote it). The row is written when the plan is decided on and updated
 as its transaction settles, so a crash loses at most the outcome of an in-flight
 transaction, never the plan. Token amounts are exact integers stored as text (they do
 not fit SQLite's 64-bit integers); ``*_base`` values are oracle base-currency units.
@@ -10,7 +11,6 @@ not fit SQLite's 64-bit integers); ``*_base`` values are oracle base-currency un
 from __future__ import annotations
 
 import csv
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.api import LiquidationPlan
+from bot.db.api import Database, open_database
 
 
 class Outcome(StrEnum):
@@ -62,22 +63,20 @@ class LedgerRow:
 _INT_COLUMNS = {f.name for f in fields(LedgerRow) if f.type == "int"}
 _COLUMNS = [f.name for f in fields(LedgerRow)]
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    {", ".join(f"{c} TEXT NOT NULL DEFAULT ''" for c in _COLUMNS[1:])}
-)
-"""
-
 
 class Ledger:
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+    """The ledger table of ``db`` (a ``Database``, shared with the index and not closed
+    here), or of the database at a path or URL (opened and closed here). ``instance`` tags
+    the rows where the database is shared (the signer's address)."""
+
+    def __init__(self, db: Database | Path | str, *, instance: str = "") -> None:
+        self._owned = not isinstance(db, Database)
+        self._db = db if isinstance(db, Database) else open_database(str(db))
+        self._db.ledger_open(_COLUMNS[1:], instance)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -109,13 +108,7 @@ class Ledger:
             "outcome": outcome.value,
             "reason": reason,
         }
-        names = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cur = self._db.execute(
-            f"INSERT INTO ledger ({names}) VALUES ({marks})", [str(v) for v in values.values()]
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return self._db.ledger_insert({k: str(v) for k, v in values.items()})
 
     def update(self, row_id: int, outcome: Outcome, **values: int | str) -> None:
         """Settle or annotate a row (``tx_hash``, ``gas_used``, ``realized_profit``...)."""
@@ -123,18 +116,13 @@ class Ledger:
         if unknown:
             raise ValueError(f"unknown ledger columns: {sorted(unknown)}")
         values = {"outcome": outcome.value, **values}
-        assignments = ", ".join(f"{k} = ?" for k in values)
-        self._db.execute(
-            f"UPDATE ledger SET {assignments} WHERE id = ?",
-            [*(str(v) for v in values.values()), row_id],
-        )
+        self._db.ledger_update(row_id, {k: str(v) for k, v in values.items()})
 
     def rows(self) -> list[LedgerRow]:
         return list(self._iter())
 
     def _iter(self) -> Iterator[LedgerRow]:
-        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM ledger ORDER BY id")
-        for raw in cur:
+        for raw in self._db.ledger_select(_COLUMNS):
             values: dict[str, Any] = {
                 name: int(v or 0) if name in _INT_COLUMNS else str(v)
                 for name, v in zip(_COLUMNS, raw, strict=True)

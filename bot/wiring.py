@@ -3,6 +3,7 @@ and the indexer. Commands call this; nothing here runs at import time."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,16 +14,17 @@ from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
 from bot.api import HeadSource
 from bot.chain.heads import head_source
 from bot.config import Settings
-from bot.errors import ChainMismatchError, ConfigError
+from bot.db.api import Database, open_database
+from bot.errors import ChainMismatchError
 from bot.execution.executor import Executor, ExecutorSettings
 from bot.execution.keys import load_signer
-from bot.execution.liquidator import LIQUIDATOR_ABI
 from bot.execution.quotes import PairBook
 from bot.indexer.indexer import Indexer, IndexerSettings
 from bot.indexer.logs import WindowSettings
-from bot.indexer.store import Store
 from bot.ledger import Ledger
 from bot.multicall import Read
+from bot.preflight import preflight
+from bot.redact import mask_url
 from bot.rpc import JsonRpcClient, RpcSettings, to_int
 from bot.runner import Runner, RunSettings
 from strategies.api import CloseFactorRules
@@ -34,7 +36,7 @@ class IndexService:
     settings: Settings
     rpc: JsonRpcClient
     adapter: AaveV3Adapter
-    store: Store
+    store: Database
     indexer: Indexer
 
     def heads(self) -> HeadSource:
@@ -63,19 +65,21 @@ async def check_chain(rpc: JsonRpcClient, settings: Settings) -> int:
     actual = to_int(await rpc.call("eth_chainId"))
     expected = settings.chain.chain_id
     if expected is not None and expected != actual:
-        raise ChainMismatchError(expected, actual, settings.chain.rpc_url)
+        raise ChainMismatchError(expected, actual, mask_url(settings.chain.rpc_url))
     return actual
 
 
 @asynccontextmanager
-async def open_index(settings: Settings) -> AsyncIterator[IndexService]:
+async def open_index(settings: Settings, *, read_only: bool = False) -> AsyncIterator[IndexService]:
+    """``read_only``: a reader of an index another instance writes (or an operator's view);
+    it never writes the database, and blocks past the writer's checkpoint stay in memory."""
     async with rpc_client(settings) as rpc:
         chain_id = await check_chain(rpc, settings)
         m = settings.market
         adapter = await AaveV3Adapter.connect(
             rpc, AaveV3Market(m.pool_addresses_provider, m.multicall3, m.start_block)
         )
-        store = Store(settings.indexer.database)
+        store = open_database(settings.indexer.database, read_only=read_only)
         try:
             store.check_identity(
                 {
@@ -91,7 +95,9 @@ async def open_index(settings: Settings) -> AsyncIterator[IndexService]:
                 store,
                 IndexerSettings(
                     start_block=m.start_block,
-                    confirmations=ix.confirmations,
+                    # A reader confirms nothing (it cannot write): every block past the
+                    # writer's checkpoint stays in its in-memory tip.
+                    confirmations=sys.maxsize if read_only else ix.confirmations,
                     window=WindowSettings(initial=ix.log_window, maximum=ix.max_log_window),
                 ),
             )
@@ -127,21 +133,14 @@ async def open_bot(
             password_file=ex.password_file,
             env=env,
         )
+    # Every check runs before open_index creates the database: a bad setting writes nothing.
+    async with rpc_client(settings) as rpc:
+        checked = (await preflight(rpc, settings, signer)).require()
     async with open_index(settings) as svc:
         adapter = svc.adapter
         mc = adapter.multicall
         chain_id = to_int(await svc.rpc.call("eth_chainId"))
-        owner = None
-        if ex.liquidator is not None:
-            code = await svc.rpc.call("eth_getCode", [ex.liquidator, "latest"])
-            if code in ("0x", "0x0"):
-                raise ConfigError("executor.liquidator", f"no contract at {ex.liquidator}")
-            (owner,) = await mc.read([Read(ex.liquidator, LIQUIDATOR_ABI.fn("owner"))])
-            if signer is not None and owner.lower() != signer.address.lower():
-                raise ConfigError(
-                    "executor.liquidator",
-                    f"owned by {owner}, not by the configured key's address {signer.address}",
-                )
+        owner = checked.owner
         (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
         unit = await adapter.reader.base_currency_unit()
         assets = await adapter.reader.reserves_list()
@@ -150,13 +149,13 @@ async def open_bot(
         st = settings.strategy
         min_profit_base = int(st.min_profit * unit)
         gwei = Decimal(10**9)
-        ledger = Ledger(settings.indexer.database)
+        ledger = Ledger(svc.store, instance=signer.address if signer else "dry-run")
         try:
             executor = Executor(
                 svc.rpc,
                 ledger,
                 ExecutorSettings(
-                    liquidator=ex.liquidator,
+                    liquidator=checked.liquidator,
                     owner=owner,
                     funded=ex.funded,
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),

@@ -35,7 +35,25 @@ if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
   echo "$npm_want" > "$npm_stamp"
 fi
 
+# PostgreSQL server binaries, for the shared-store tests (tests/pg.py runs a throwaway
+# server; the bot itself only needs a postgresql:// URL). Installed only when missing.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "set-up: installing PostgreSQL (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh machine may have no package lists yet: update once, only if needed.
+    apt-get install -y -q postgresql >&2 \
+      || { apt-get update -q >&2 && apt-get install -y -q postgresql >&2; }
+  else
+    echo "set-up: warning: PostgreSQL (initdb) not found; the PostgreSQL store tests will" \
+      "fail: install the postgresql package" >&2
+  fi
+fi
+
 # The compiled health-factor kernel (cached by source hash, so this is instant once built).
 # Without a C compiler the bot still runs, on the slower pure-Python evaluator.
 .venv/bin/python -c 'from bot.native import build; build("aave_hf")' \
   || echo "set-up: warning: the native kernel was not built (no C compiler?)" >&2
+
+# Morpho Blue (devnet only): compiled from the pinned npm sources into ~/.cache/liqbot/morpho/.
+.venv/bin/python -c 'from bot.devnet import morpho_build; morpho_build.build()'

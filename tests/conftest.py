@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from pg import pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures: tests/pg.py)
 
 from bot.chain.anvil import AnvilProcess
 from bot.devnet.anvil_rpc import AnvilRpc

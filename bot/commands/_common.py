@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bot.config import Settings
 
@@ -17,7 +18,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         help="a devnet manifest (from `liqbot devnet up`) instead of, or under, --config",
     )
     parser.add_argument(
-        "--db", type=Path, default=None, help="database path (overrides indexer.database)"
+        "--db", default=None, help="database path or postgresql:// URL (overrides indexer.database)"
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="a network preset (ethereum, arbitrum, base, optimism, polygon, sepolia) or a "
+        "preset .toml path, under the config file and environment (overrides `preset`)",
     )
 
 
@@ -25,5 +32,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     if args.config is None and args.manifest is None:
         default = Path("liqbot.toml")
         args.config = default if default.is_file() else None
-    overrides = {"indexer": {"database": str(args.db)}} if args.db else None
+    overrides: dict[str, Any] = {"indexer": {"database": str(args.db)}} if args.db else {}
+    if args.preset:
+        overrides["preset"] = args.preset
     return Settings.load(args.config, manifest=args.manifest, overrides=overrides)

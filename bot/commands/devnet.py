@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     up.add_argument("--borrowers", type=int, default=200, help="borrowers to seed (default 200)")
     up.add_argument("--seed", type=int, default=1, help="random seed of the borrower mix")
+    up.add_argument(
+        "--morpho",
+        action="store_true",
+        help="also deploy Morpho Blue (compiled from the pinned sources) with 3 seeded markets",
+    )
     up.add_argument("--manifest", type=Path, default=Path("devnet.json"), help="manifest path")
     up.add_argument(
         "--state-cache",
@@ -37,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fork.add_argument("--from", dest="from_url", required=True, help="RPC URL to fork")
     fork.add_argument("--block", type=int, default=None, help="fork block (default: latest)")
     fork.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    from bot.commands.devnet_history import add_history_parser
+
+    add_history_parser(sub)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -45,11 +53,15 @@ async def run(args: argparse.Namespace) -> int:
     from bot.commands._signals import stop_event
     from bot.devnet.devnet import DevnetSpec, start_devnet, start_fork
 
+    if args.devnet_command == "history":
+        from bot.commands.devnet_history import run_history
+
+        return await run_history(args)
     stop = stop_event()
     if args.devnet_command == "up":
         t0 = time.monotonic()
         devnet = await start_devnet(
-            DevnetSpec(borrowers=args.borrowers, seed=args.seed),
+            DevnetSpec(borrowers=args.borrowers, seed=args.seed, morpho=args.morpho),
             state_cache=args.state_cache,
             manifest_path=args.manifest,
             port=args.port,
@@ -59,6 +71,7 @@ async def run(args: argparse.Namespace) -> int:
             print(
                 f"devnet ready in {time.monotonic() - t0:.1f}s: {devnet.url} chain {m.chain_id}, "
                 f"pool {m.aave.pool}, {len(m.reserves)} reserves, {len(m.borrowers)} borrowers"
+                f"{f', Morpho {m.morpho.morpho}' if m.morpho else ''}"
                 f"{' (from state cache)' if devnet.from_cache else ''}; manifest {args.manifest}",
                 flush=True,
             )

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.adapters.aave_v3.health import AccountData
+    from bot.api import BlockRef
+    from bot.wiring import IndexService
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=50, help="rows in the table (JSON lists all)")
 
 
+async def borrowers_at(
+    svc: IndexService, head: BlockRef, users: Collection[str] = ()
+) -> tuple[list[tuple[str, AccountData]], int]:
+    """Every borrower's exact health at ``head`` (the index synced to it), riskiest first,
+    and the oracle's base currency unit. ``users``: only these (lower-case)."""
+    from bot.adapters.aave_v3.evaluator import AccountEvaluator
+
+    market = await svc.adapter.market(head.number)
+    book = svc.adapter.indexing.book
+    positions = {u: p for u, p in book.users.items() if not users or u in users}
+    accounts = AccountEvaluator(market, head.timestamp).evaluate_many(positions)
+    base_unit = await svc.adapter.reader.base_currency_unit()
+    rows = [(u, a) for u, a in accounts.items() if a.total_debt_base > 0]
+    rows.sort(key=lambda r: r[1].health_factor)
+    return rows, base_unit
+
+
 async def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -29,7 +53,6 @@ async def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.adapters.aave_v3.evaluator import AccountEvaluator
     from bot.commands._common import load_settings
     from bot.wiring import open_index
 
@@ -38,20 +61,13 @@ async def run(args: argparse.Namespace) -> int:
     async with open_index(settings) as svc:
         report = await svc.indexer.sync()
         block = report.head.number
-        market = await svc.adapter.market(block)
-        book = svc.adapter.indexing.book
-        wanted = {u.lower() for u in args.user}
-        positions = {u: p for u, p in book.users.items() if not wanted or u in wanted}
-        accounts = AccountEvaluator(market, report.head.timestamp).evaluate_many(positions)
-        base_unit = await svc.adapter.reader.base_currency_unit()
+        borrowers, base_unit = await borrowers_at(svc, report.head, {u.lower() for u in args.user})
     rows = [
         (u, a)
-        for u, a in accounts.items()
-        if a.total_debt_base > 0
-        and a.total_debt_base >= args.min_debt * base_unit
+        for u, a in borrowers
+        if a.total_debt_base >= args.min_debt * base_unit
         and (args.max_hf is None or a.health_factor < args.max_hf * WAD)
     ]
-    rows.sort(key=lambda r: r[1].health_factor)
     if args.json:
         out = [
             {

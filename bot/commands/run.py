@@ -27,9 +27,11 @@ async def run(args: argparse.Namespace) -> int:
     import contextlib
     import logging
 
+    from bot.alerts import open_alerts
     from bot.chain.heads import LatestHeads
     from bot.commands._common import load_settings
     from bot.commands._signals import stop_event
+    from bot.errors import FatalError
     from bot.metrics import Metrics
     from bot.runner import HeadReport
     from bot.wiring import open_bot
@@ -46,7 +48,7 @@ async def run(args: argparse.Namespace) -> int:
         who = ex.signer.address if ex.signer else "no key"
         print(
             f"liqbot run: {'DRY RUN' if ex.dry_run else 'LIVE'} ({who}); liquidator "
-            f"{ex.settings.liquidator or 'none'}; ledger {settings.indexer.database}",
+            f"{ex.settings.liquidator or 'none'}; ledger {bot.index.store.path}",
             flush=True,
         )
         indexing = bot.index.adapter.indexing
@@ -57,6 +59,9 @@ async def run(args: argparse.Namespace) -> int:
             metrics.observe_ledger(bot.ledger.rows())
             url = await stack.enter_async_context(metrics.serve(mc.host, mc.port))
             print(f"metrics: {url}/metrics, health: {url}/health", flush=True)
+        alerts = await stack.enter_async_context(
+            open_alerts(settings.alerts, ex.signer.address if ex.signer else "dry-run")
+        )
         ix = bot.index.indexer
         report = await ix.sync()
         print(f"indexed to block {report.head.number}: {len(indexing.book)} accounts", flush=True)
@@ -68,10 +73,19 @@ async def run(args: argparse.Namespace) -> int:
                 metrics.observe(report, positions=len(indexing.book))
                 if report.settled:
                     metrics.observe_ledger(bot.ledger.rows())
+            if alerts is not None:
+                alerts.observe(report, bot.ledger.rows)
             if args.blocks is not None and bot.runner.handled >= args.blocks:
                 stop.set()
 
         async with LatestHeads(bot.index.heads()) as heads:
-            await bot.runner.run(heads, stop, count)
+            try:
+                await bot.runner.run(heads, stop, count)
+            except FatalError as e:
+                if alerts is not None:
+                    alerts.halted(str(e))
+                raise
+        if alerts is not None:
+            alerts.stopped(f"handled {bot.runner.handled} heads")
         log.info("stopped", extra={"handled": bot.runner.handled, "failed": bot.runner.failures})
     return 0

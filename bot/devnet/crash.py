@@ -181,11 +181,11 @@ async def run_crash(
         final = result.reports[-1] if result.reports else None
         if final is not None:
             result.liquidatable_after = final.liquidatable
-            result.profitable_after = await _profitable_left(bot, final.head)
+            result.profitable_after = await profitable_left(bot, final.head)
     return result
 
 
-async def _profitable_left(bot: BotService, head: BlockRef) -> int:
+async def profitable_left(bot: BotService, head: BlockRef) -> int:
     """How many positions the strategy would still liquidate profitably at ``head``."""
     runner = bot.runner
     health = await runner.monitor.on_block(head, ())

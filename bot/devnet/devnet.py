@@ -15,6 +15,7 @@ from bot.devnet import artifacts
 from bot.devnet.anvil_rpc import AnvilRpc
 from bot.devnet.deploy import DeployOptions, MarketDeployer
 from bot.devnet.manifest import Manifest
+from bot.devnet.morpho import MorphoOptions, deploy_morpho
 from bot.devnet.seed import seed_borrowers
 from bot.errors import DevnetError
 from bot.rpc import JsonRpcClient, to_int
@@ -31,6 +32,8 @@ class DevnetSpec:
     seed: int = 1
     deploy: DeployOptions = field(default_factory=DeployOptions)
     chain_id: int = 31337
+    morpho: bool = False  # also deploy Morpho Blue with its markets and borrowers
+    morpho_options: MorphoOptions = field(default_factory=MorphoOptions)
 
     def cache_key(self) -> str:
         """Changes whenever the spec, the pinned packages or the deploy code change."""
@@ -107,6 +110,8 @@ async def _deploy_and_seed(url: str, spec: DevnetSpec) -> Manifest:
             manifest = await seed_borrowers(
                 chain, manifest, spec.deploy.market, spec.borrowers, seed=spec.seed
             )
+        if spec.morpho:
+            manifest = await deploy_morpho(chain, manifest, spec.morpho_options, seed=spec.seed)
         return manifest
 
 

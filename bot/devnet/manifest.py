@@ -12,6 +12,7 @@ from typing import Annotated
 from eth_utils import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from bot.adapters.morpho_blue.types import MarketParams
 from bot.errors import ConfigError
 
 
@@ -72,6 +73,48 @@ class BorrowerInfo(_Frozen):
     target_health_factor_wad: int
 
 
+class MorphoMarketInfo(_Frozen):
+    id: str  # MarketParamsLib.id, 0x-prefixed lower-case hex
+    loan_symbol: str
+    collateral_symbol: str
+    loan_token: Address
+    collateral_token: Address
+    oracle: Address
+    irm: Address
+    lltv: int  # WAD
+    fee: int = 0  # WAD
+    initial_price: int  # oracle price at deployment (loan units per collateral unit, 1e36)
+
+    @property
+    def params(self) -> MarketParams:
+        return MarketParams(
+            self.loan_token, self.collateral_token, self.oracle, self.irm, self.lltv
+        )
+
+
+class MorphoBorrowerInfo(_Frozen):
+    address: Address
+    market_id: str
+    target_ltv_share_wad: int  # debt / borrowing limit at the seeding price
+
+
+class MorphoInfo(_Frozen):
+    morpho: Address
+    irm: Address
+    owner: Address
+    fee_recipient: Address
+    deploy_block: int
+    liquidity_provider: Address
+    markets: tuple[MorphoMarketInfo, ...]
+    borrowers: tuple[MorphoBorrowerInfo, ...] = ()
+
+    def market(self, loan: str, collateral: str) -> MorphoMarketInfo:
+        for m in self.markets:
+            if (m.loan_symbol, m.collateral_symbol) == (loan, collateral):
+                return m
+        raise KeyError(f"no Morpho market {collateral}/{loan} in manifest")
+
+
 class Manifest(_Frozen):
     version: int = 1
     chain_id: int
@@ -85,6 +128,7 @@ class Manifest(_Frozen):
     emode_categories: tuple[EModeInfo, ...]
     liquidity_provider: Address
     borrowers: tuple[BorrowerInfo, ...] = ()
+    morpho: MorphoInfo | None = None  # only with `liqbot devnet up --morpho`
 
     def reserve(self, symbol: str) -> ReserveInfo:
         for r in self.reserves:

@@ -10,8 +10,9 @@ import math
 from typing import Any
 
 from bot.abi import AbiFunction, load_abi
+from bot.devnet import morpho_build
 from bot.devnet.anvil_rpc import AnvilRpc, Tx
-from bot.devnet.manifest import Manifest, ReserveInfo
+from bot.devnet.manifest import Manifest, MorphoMarketInfo, ReserveInfo
 from bot.rpc import JsonRpcClient
 from strategies.api import v2_amount_out
 
@@ -71,6 +72,35 @@ class Scenario:
         await self.set_price(symbol, new, align_pools=align_pools)
         return new
 
+    # -- Morpho Blue prices (each market has its own OracleMock) ---------------------
+    def morpho_market(self, market_id: str) -> MorphoMarketInfo:
+        if self.manifest.morpho is None:
+            raise KeyError("the devnet has no Morpho Blue (start it with morpho=True)")
+        for m in self.manifest.morpho.markets:
+            if m.id == market_id:
+                return m
+        raise KeyError(f"no Morpho market {market_id} in manifest")
+
+    async def morpho_price(self, market_id: str) -> int:
+        """The market oracle's price: loan units per collateral unit, scaled by 1e36."""
+        oracle = self.morpho_market(market_id).oracle
+        value: int = await self.chain.call(
+            oracle, morpho_build.artifact("OracleMock").abi.fn("price")
+        )
+        return value
+
+    async def set_morpho_price(self, market_id: str, price: int) -> None:
+        """Set a Morpho market's oracle price (the Uniswap pools are left as they are)."""
+        oracle = self.morpho_market(market_id).oracle
+        setter = morpho_build.artifact("OracleMock").abi.fn("setPrice")
+        await self.send(self.manifest.deployer, oracle, setter, price)
+
+    async def scale_morpho_price(self, market_id: str, bps: int) -> int:
+        """Multiply a Morpho market's price by ``bps``/10_000; returns the new price."""
+        new = await self.morpho_price(market_id) * bps // 10_000
+        await self.set_morpho_price(market_id, new)
+        return new
+
     # -- funds -------------------------------------------------------------------------
     async def fund(self, account: str, symbol: str, amount: int) -> None:
         """Mint ``amount`` base units of a reserve's (test) token to ``account``."""
@@ -118,11 +148,15 @@ class Scenario:
         if target0 > r0:  # pool short of token0: sell token0 for token1
             amount_in = (target0 - r0) * 1000 // 997
             out = v2_amount_out(amount_in, r0, r1)
+            if out == 0:  # already aligned to within a unit: a swap would revert
+                return
             await self.fund(pair, t0.symbol, amount_in)
             await self.send(arb, pair, _PAIR.fn("swap"), 0, out, arb, b"")
         else:
             target1 = k // target0
             amount_in = (target1 - r1) * 1000 // 997
             out = v2_amount_out(amount_in, r1, r0)
+            if out == 0:  # already aligned to within a unit: a swap would revert
+                return
             await self.fund(pair, t1.symbol, amount_in)
             await self.send(arb, pair, _PAIR.fn("swap"), out, 0, arb, b"")

@@ -43,7 +43,9 @@ class Signer:
             return cls(Account.from_key(key))
         except Exception:
             raise ConfigError(
-                "executor.private_key_env", "the key is not a 32-byte hex private key"
+                "executor.private_key_env",
+                "the key is not a 32-byte hex private key",
+                fix="put a 0x-prefixed 64-hex-digit key in the variable it names",
             ) from None
 
 
@@ -61,20 +63,48 @@ def load_signer(
     if keystore is not None:
         if password_file is None:
             raise ConfigError(
-                "executor.password_file", "a keystore needs a password file", fix="set it"
+                "executor.password_file",
+                "a keystore needs a password file",
+                fix="set executor.password_file to a file holding the keystore's password",
             )
+        # Each file read on its own, so the error names the setting that points at it.
         try:
             blob = json.loads(keystore.read_text())
+        except OSError as e:
+            raise ConfigError(
+                "executor.keystore",
+                f"cannot read {keystore}: {e.strerror}",
+                fix="point it at a readable JSON keystore (geth/`cast wallet new` format)",
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(
+                "executor.keystore",
+                f"{keystore} is not a JSON keystore",
+                fix="point it at a JSON keystore (geth/`cast wallet new` format)",
+            ) from None
+        try:
             password = password_file.read_text().rstrip("\n")
-        except FileNotFoundError as e:
-            raise ConfigError("executor.keystore", f"{e.filename} not found") from None
-        except json.JSONDecodeError:
-            raise ConfigError("executor.keystore", f"{keystore} is not a JSON keystore") from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not text"
+            raise ConfigError(
+                "executor.password_file",
+                f"cannot read {password_file}: {why}",
+                fix="point it at a readable file holding the keystore's password",
+            ) from None
+        # Neither message may echo the files' content.
         try:
             key = Account.decrypt(blob, password)
-        except ValueError:
+        except (KeyError, TypeError, AttributeError):
             raise ConfigError(
-                "executor.password_file", f"wrong password for keystore {keystore}"
+                "executor.keystore",
+                f"{keystore} is not an encrypted key (no crypto section)",
+                fix="point it at a JSON keystore (geth/`cast wallet new` format)",
+            ) from None
+        except ValueError:  # MAC mismatch: the wrong password
+            raise ConfigError(
+                "executor.password_file",
+                f"the password does not decrypt keystore {keystore}",
+                fix="put the keystore's password in this file (one line)",
             ) from None
         return Signer(Account.from_key(key))
     value = (os.environ if env is None else env).get(key_env)

@@ -3,7 +3,7 @@
 State has two layers:
 
 * **confirmed** — blocks at least ``confirmations`` deep. Their effects are persisted
-  with the checkpoint (number + hash) in one SQLite transaction per log window.
+  with the checkpoint (number + hash) in one database transaction per log window.
 * **tip** — the newer blocks, kept in memory with their hashes and effects and applied to
   the live state. A reorg inside the tip is detected by hash linkage (each new block's
   parent hash must be the hash we hold) and rolled back by reloading the confirmed rows
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.api import BlockRef, EventRecord, IndexedProtocol, Key, RawLog
+from bot.db.api import Checkpoint, Database
 from bot.errors import FatalError, RpcTransportError
 from bot.indexer.logs import LogFetcher, WindowSettings
-from bot.indexer.store import Checkpoint, Store
 from bot.rpc import JsonRpcClient
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Indexer:
         self,
         rpc: JsonRpcClient,
         protocol: IndexedProtocol,
-        store: Store,
+        store: Database,
         settings: IndexerSettings,
     ) -> None:
         self.rpc = rpc

@@ -88,9 +88,7 @@ async def test_a_primary_whose_head_lags_is_set_aside(proxy: FaultProxy, devnet:
         assert proxy.calls["eth_getBlockByNumber"] == before  # served by the fallback
 
 
-async def test_a_node_missing_a_known_block_is_set_aside(
-    proxy: FaultProxy, devnet: Devnet
-) -> None:
+async def test_a_node_missing_a_known_block_is_set_aside(proxy: FaultProxy, devnet: Devnet) -> None:
     """The primary answers, but null for a block the chain has: its data is behind, so
     the question goes to the fallback (a lone node's null would be the answer)."""
     async with (

@@ -89,7 +89,7 @@ def test_signer_from_keystore(tmp_path: Path) -> None:
     signer = load_signer(key_env="K", keystore=keystore, password_file=password, env={})
     assert signer is not None and signer.address == account.address
     password.write_text("wrong")
-    with pytest.raises(ConfigError, match="wrong password"):
+    with pytest.raises(ConfigError, match="does not decrypt"):
         load_signer(key_env="K", keystore=keystore, password_file=password, env={})
     with pytest.raises(ConfigError, match="password file"):
         load_signer(key_env="K", keystore=keystore, env={})

@@ -1,4 +1,5 @@
-"""The SQLite store: atomic commits of rows, events and the checkpoint; identity binding."""
+"""The store, on SQLite and PostgreSQL: atomic commits of rows, events and the checkpoint;
+identity binding."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.api import EventRecord
+from bot.db.api import Database
+from bot.db.postgres import PostgresDatabase
 from bot.errors import ConfigError
 from bot.indexer.store import Checkpoint, Store
 
@@ -17,12 +21,31 @@ IDENTITY = {"chain_id": "1", "market": "aave-v3-ethereum"}
 
 
 @pytest.fixture(params=["memory", "file"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s = Store(":memory:" if request.param == "memory" else tmp_path / "sub" / "state.db")
     try:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """Each backend; a PostgreSQL store is bound to ``IDENTITY`` (its rows' namespace)."""
+    s: Database
+    if request.param == "postgres":
+        s = PostgresDatabase(request.getfixturevalue("pg_url"))
+        s.check_identity(IDENTITY)
+    else:
+        s = Store(":memory:" if request.param == "memory" else tmp_path / "sub" / "state.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def integrity_error(s: Database) -> type[Exception]:
+    return psycopg.IntegrityError if isinstance(s, PostgresDatabase) else sqlite3.IntegrityError
 
 
 def ev(
@@ -31,11 +54,11 @@ def ev(
     return EventRecord(block, log_index, f"0x{block:04x}{log_index:04x}", kind, payload)
 
 
-def all_rows(s: Store) -> dict[tuple[str, str], str]:
+def all_rows(s: Database) -> dict[tuple[str, str], str]:
     return dict(s.load_rows())
 
 
-def seed(s: Store) -> None:
+def seed(s: Database) -> None:
     s.commit(
         {("pos", "alice"): "A1", ("pos", "bob"): "B1", ("cfg", "r0"): "R0"},
         Checkpoint(100, "0xaa"),
@@ -68,14 +91,14 @@ class FailingConnection:
         return getattr(self._db, name)
 
 
-def test_fresh_store_is_empty(store: Store) -> None:
+def test_fresh_store_is_empty(store: Database) -> None:
     assert store.checkpoint() is None
     assert all_rows(store) == {}
     assert store.events() == []
     assert store.rows([("pos", "alice")]) == {}
 
 
-def test_commit_writes_rows_events_and_checkpoint(store: Store) -> None:
+def test_commit_writes_rows_events_and_checkpoint(store: Database) -> None:
     seed(store)
     assert store.checkpoint() == Checkpoint(100, "0xaa")
     assert all_rows(store) == {("pos", "alice"): "A1", ("pos", "bob"): "B1", ("cfg", "r0"): "R0"}
@@ -96,7 +119,7 @@ def test_commit_writes_rows_events_and_checkpoint(store: Store) -> None:
     assert store.events() == [ev(99, 0), ev(101, 1), ev(101, 3)]
 
 
-def test_deleting_a_missing_row_and_empty_commit(store: Store) -> None:
+def test_deleting_a_missing_row_and_empty_commit(store: Database) -> None:
     store.commit({("pos", "ghost"): None}, Checkpoint(5, "0x05"))
     assert all_rows(store) == {}
     assert store.checkpoint() == Checkpoint(5, "0x05")
@@ -104,7 +127,7 @@ def test_deleting_a_missing_row_and_empty_commit(store: Store) -> None:
     assert store.checkpoint() == Checkpoint(4, "0x04")
 
 
-def test_namespaces_keep_keys_apart(store: Store) -> None:
+def test_namespaces_keep_keys_apart(store: Database) -> None:
     store.commit({("a", "k"): "1", ("b", "k"): "2"}, Checkpoint(1, "0x1"))
     store.commit({("a", "k"): None}, Checkpoint(2, "0x2"))
     assert all_rows(store) == {("b", "k"): "2"}
@@ -113,7 +136,9 @@ def test_namespaces_keep_keys_apart(store: Store) -> None:
 @pytest.mark.parametrize(
     "fail_on", ["INSERT INTO state", "DELETE FROM state", "INTO events", "INTO checkpoint"]
 )
-def test_failure_inside_commit_rolls_everything_back(store: Store, fail_on: str) -> None:
+def test_failure_inside_commit_rolls_everything_back(sqlite_store: Store, fail_on: str) -> None:
+    # PostgreSQL's counterpart kills the server connection mid-commit (test_pg_store.py).
+    store = sqlite_store
     seed(store)
     real = store._db
     store._db = FailingConnection(real, fail_on)  # type: ignore[assignment]
@@ -136,21 +161,21 @@ def test_failure_inside_commit_rolls_everything_back(store: Store, fail_on: str)
     assert store.rows([("pos", "alice")]) == {("pos", "alice"): "A3"}
 
 
-def test_constraint_violation_rolls_back(store: Store) -> None:
+def test_constraint_violation_rolls_back(store: Database) -> None:
     seed(store)
     # payload NOT NULL: the events insert fails after the row upserts/deletes ran.
     bad = EventRecord(101, 0, "0xtx", "aave.liquidation", None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(store)):
         store.commit({("pos", "alice"): "A2", ("pos", "bob"): None}, Checkpoint(101, "0xbb"), [bad])
     # hash NOT NULL: the checkpoint write fails last.
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_error(store)):
         store.commit({("pos", "alice"): "A2"}, Checkpoint(101, None), [ev(101, 0)])  # type: ignore[arg-type]
     assert store.checkpoint() == Checkpoint(100, "0xaa")
     assert all_rows(store) == {("pos", "alice"): "A1", ("pos", "bob"): "B1", ("cfg", "r0"): "R0"}
     assert store.events() == [ev(99, 0)]
 
 
-def test_exception_from_events_iterable_rolls_back(store: Store) -> None:
+def test_exception_from_events_iterable_rolls_back(store: Database) -> None:
     seed(store)
 
     def events() -> Iterator[EventRecord]:
@@ -164,7 +189,7 @@ def test_exception_from_events_iterable_rolls_back(store: Store) -> None:
     assert store.events() == [ev(99, 0)]
 
 
-def test_check_identity_binds_then_refuses_another_chain(store: Store) -> None:
+def test_check_identity_binds_then_refuses_another_chain(store: Database) -> None:
     store.check_identity(IDENTITY)
     store.check_identity(dict(IDENTITY))  # same identity: fine, idempotent
     with pytest.raises(ConfigError) as e:
@@ -181,7 +206,7 @@ def test_check_identity_binds_then_refuses_another_chain(store: Store) -> None:
     store.check_identity(IDENTITY)
 
 
-def test_check_identity_refuses_another_schema(store: Store) -> None:
+def test_check_identity_refuses_another_schema(store: Database) -> None:
     store.check_identity(IDENTITY)
     store._db.execute("UPDATE meta SET value = '0' WHERE key = 'schema'")
     with pytest.raises(ConfigError, match="schema"):
@@ -210,7 +235,7 @@ def test_data_persists_across_reopen(tmp_path: Path) -> None:
         s2.close()
 
 
-def test_events_filter_by_kind_and_block_in_chain_order(store: Store) -> None:
+def test_events_filter_by_kind_and_block_in_chain_order(store: Database) -> None:
     store.commit({}, Checkpoint(1, "0x1"), [ev(20, 5), ev(10, 7, "b"), ev(20, 1, "b")])
     store.commit({}, Checkpoint(2, "0x2"), [ev(5, 0), ev(30, 0, "b"), ev(20, 3)])
     assert store.events() == [

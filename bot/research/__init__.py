@@ -1,0 +1,1 @@
+"""The research toolkit: chain histories, backtests, price shocks and optimistic runs."""
