@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     from bot.logs import configure_logging
 
     configure_logging(args.log_level)
@@ -70,6 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LiqbotError as e:
         print(f"liqbot: {e}", file=sys.stderr)
         return 1
+
+
+def glue_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--from -5%`` → ``--from=-5%``: argparse takes a value that starts with "-" and is
+    not a plain number for an option, but price moves are written that way."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+_NEGATIVE = re.compile(r"^-\d+(\.\d+)?%$")
 
 
 def default_cache_dir() -> Path:

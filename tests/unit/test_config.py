@@ -106,3 +106,16 @@ def test_metrics_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         Settings.load(write(tmp_path, GOOD), env={"LIQBOT_METRICS__PORT": "70000"})
     assert e.value.key == "metrics.port"
+
+
+def test_negative_percentages_are_glued_to_their_option() -> None:
+    from bot.cli import build_parser, glue_negative_values
+
+    argv = ["shock", "--asset", "WETH", "--from", "-5%", "--to", "-50.5%", "--steps", "3"]
+    glued = glue_negative_values(argv)
+    assert glued == ["shock", "--asset", "WETH", "--from=-5%", "--to=-50.5%", "--steps", "3"]
+    args = build_parser().parse_args(glued)
+    assert (args.from_pct, args.to_pct) == (-500, -5050)  # basis points
+    # Not a percentage, or an option already given its value: left alone.
+    assert glue_negative_values(["--log-level", "-x"]) == ["--log-level", "-x"]
+    assert glue_negative_values(["--from=-5%"]) == ["--from=-5%"]
