@@ -26,12 +26,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from asyncio_throttle import Throttler
 
 from bot.errors import ExecutionReverted, RequestTooLarge, RpcError, RpcTransportError
+from bot.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class JsonRpcClient:
 
     def _set_aside(self, ep: _Endpoint, why: str) -> None:
         if len(self._endpoints) > 1:
-            log.warning("rpc endpoint set aside", extra={"endpoint": _safe(ep.url), "why": why})
+            log.warning("rpc endpoint set aside", extra={"endpoint": mask_url(ep.url), "why": why})
         ep.aside_until = time.monotonic() + self.settings.set_aside_s
         self.set_asides[ep.url] += 1
 
@@ -315,7 +315,7 @@ class JsonRpcClient:
             else:
                 if lags is None or not lags(ep, answer) or len(self._endpoints) == 1:
                     return answer
-                last = RpcTransportError(label, f"{_safe(ep.url)} lags the chain")
+                last = RpcTransportError(label, f"{mask_url(ep.url)} lags the chain")
             self._set_aside(ep, str(last))
             if attempt == s.retries:
                 break
@@ -391,16 +391,6 @@ def _unwrap(method: str, answer: Any) -> Any:
     if "result" not in answer:
         raise RpcTransportError(method, f"answer without result: {str(answer)[:200]}")
     return answer["result"]
-
-
-def _safe(url: str) -> str:
-    """``url`` without credentials or path (keys often hide there) for logs."""
-    parts = urlsplit(url)
-    return (
-        f"{parts.scheme}://{parts.hostname}:{parts.port}"
-        if parts.port
-        else f"{parts.scheme}://{parts.hostname}"
-    )
 
 
 def to_int(value: str | int) -> int:

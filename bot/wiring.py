@@ -107,6 +107,25 @@ async def open_index(settings: Settings, *, read_only: bool = False) -> AsyncIte
             store.close()
 
 
+@dataclass(frozen=True, slots=True)
+class MarketConstants:
+    """What the strategy needs of a market besides its state: read once at start."""
+
+    flash_premium_bps: int
+    base_unit: int  # the oracle's base currency unit (1e8 for USD)
+    pairs: PairBook  # the swap pools between its reserves
+
+
+async def market_constants(adapter: AaveV3Adapter, settings: Settings) -> MarketConstants:
+    mc = adapter.multicall
+    (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
+    unit = await adapter.reader.base_currency_unit()
+    assets = await adapter.reader.reserves_list()
+    factory = settings.swap.uniswap_v2_factory
+    pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
+    return MarketConstants(int(premium), unit, pairs)
+
+
 @dataclass(slots=True)
 class BotService:
     index: IndexService
@@ -138,14 +157,10 @@ async def open_bot(
         checked = (await preflight(rpc, settings, signer)).require()
     async with open_index(settings) as svc:
         adapter = svc.adapter
-        mc = adapter.multicall
         chain_id = to_int(await svc.rpc.call("eth_chainId"))
         owner = checked.owner
-        (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
-        unit = await adapter.reader.base_currency_unit()
-        assets = await adapter.reader.reserves_list()
-        factory = settings.swap.uniswap_v2_factory
-        pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
+        consts = await market_constants(adapter, settings)
+        premium, unit, pairs = consts.flash_premium_bps, consts.base_unit, consts.pairs
         st = settings.strategy
         min_profit_base = int(st.min_profit * unit)
         gwei = Decimal(10**9)

@@ -93,7 +93,7 @@ class _InFlight:
 
     def value(self, tokens: int) -> int:
         """Base-currency value of ``tokens`` of the debt asset, at the plan's price."""
-        return tokens * self.profit_base // self.profit if self.profit > 0 else 0
+        return _value(self.profit, self.profit_base, tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +314,7 @@ class Executor:
                 continue
             assert sim.profit is not None
             expected_gas_base = _base(sim.gas * (gas.base_fee_wei + priority), gas)
-            net = _value(plan, sim.profit) - expected_gas_base
+            net = _value(plan.profit, plan.profit_base, sim.profit) - expected_gas_base
             if net < s.min_profit_base:
                 attempts[i] = self._refused(
                     plan,
@@ -639,11 +639,10 @@ def _base(wei: int, gas: GasContext) -> int:
     return wei * gas.native_price_base // WEI_PER_NATIVE
 
 
-def _value(plan: LiquidationPlan, tokens: int) -> int:
-    """Base-currency value of ``tokens`` of the plan's debt asset, at the plan's price."""
-    if plan.profit <= 0:
-        return 0
-    return tokens * plan.profit_base // plan.profit
+def _value(profit: int, profit_base: int, tokens: int) -> int:
+    """Base-currency value of ``tokens`` of a plan's debt asset, at the plan's price
+    (its ``profit`` tokens are worth ``profit_base``)."""
+    return tokens * profit_base // profit if profit > 0 else 0
 
 
 def _break_even_tokens(plan: LiquidationPlan, min_profit_base: int) -> int:

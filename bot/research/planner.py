@@ -11,19 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from bot.abi import load_abi
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
 from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 from bot.config import Settings
 from bot.execution.quotes import PairBook
-from bot.multicall import Read
 from bot.runner import RunSettings
+from bot.wiring import market_constants
 from strategies.api import CloseFactorRules, PairQuote, StrategyInput
 from strategies.default import DefaultStrategy
 
-_POOL = load_abi("Pool")
 _GWEI = Decimal(10**9)
 
 
@@ -49,16 +47,12 @@ class Planner:
 
     @classmethod
     async def connect(cls, adapter: AaveV3Adapter, settings: Settings) -> Planner:
-        mc = adapter.multicall
-        (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
-        unit = await adapter.reader.base_currency_unit()
-        assets = await adapter.reader.reserves_list()
-        factory = settings.swap.uniswap_v2_factory
-        pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
+        consts = await market_constants(adapter, settings)
+        unit = consts.base_unit
         st = settings.strategy
         return cls(
             adapter=adapter,
-            pairs=pairs,
+            pairs=consts.pairs,
             strategy=DefaultStrategy(),
             unit=unit,
             min_profit_base=int(st.min_profit * unit),
@@ -67,7 +61,7 @@ class Planner:
             else CloseFactorRules.V3_0,
             native_asset=st.native_asset,
             block_time_s=st.block_time_s,
-            flash_premium_bps=int(premium),
+            flash_premium_bps=consts.flash_premium_bps,
             priority_fee_wei=int(settings.executor.priority_fee_gwei * _GWEI),
         )
 
