@@ -92,7 +92,9 @@ class Runner:
         sync = await self.indexer.sync(head)
         head = sync.head
         book = self.adapter.indexing.book
-        health = await self.monitor.on_block(head, self.adapter.indexing.users_of(sync.dirty))
+        dirty = self.adapter.indexing.users_of(sync.dirty)
+        self.executor.changed(dirty)
+        health = await self.monitor.on_block(head, dirty)
         gas = self.gas(head, health.market)
         settled = await self.executor.on_head(head, gas)
         targets = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,13 @@ class Executor:
         """A transaction for ``user`` is in flight, or it is cooling down after a failure."""
         u = user.lower()
         return u in self._in_flight or self._cooldown.get(u, 0) > block
+
+    def changed(self, users: Iterable[str]) -> None:
+        """These positions changed on chain: a failure on their old state says nothing
+        about the new one (a competitor's partial liquidation, a replayed tip), so their
+        cooldown ends. The cooldown exists to stop retries of an unchanged question."""
+        for u in users:
+            self._cooldown.pop(u.lower(), None)
 
     def _cool(self, user: str, block: int) -> None:
         self._cooldown[user.lower()] = block + self.settings.cooldown_blocks

@@ -7,8 +7,11 @@ State has two layers:
 * **tip** — the newer blocks, kept in memory with their hashes and effects and applied to
   the live state. A reorg inside the tip is detected by hash linkage (each new block's
   parent hash must be the hash we hold) and rolled back by reloading the confirmed rows
-  and replaying the surviving tip. A reorg below the checkpoint is fatal (it is deeper
-  than the configured depth): the operator re-indexes with a larger depth.
+  and replaying the surviving tip. Each head's ``eth_getLogs`` also covers the tip
+  again (same single call, a wider range): a node that omitted a block's logs earlier
+  is caught when another answer disagrees, and the tip is replayed from that block.
+  A reorg below the checkpoint is fatal (it is deeper than the configured depth): the
+  operator re-indexes with a larger depth.
 
 A restart loads the confirmed rows and resumes after the checkpoint; the tip is refetched.
 """
@@ -58,6 +61,11 @@ class IndexerSettings:
 class TipBlock:
     ref: BlockRef
     effects: list[Any]
+    logs: tuple[tuple[int, str], ...]  # (log index, tx hash) of the logs it was built from
+
+
+def _fingerprint(logs: Sequence[RawLog]) -> tuple[tuple[int, str], ...]:
+    return tuple((lg.log_index, lg.tx_hash.lower()) for lg in logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +220,11 @@ class Indexer:
                 reorged = True
         else:
             raise RpcTransportError("sync", "the chain kept reorganising; giving up this head")
+        if new and self.settings.confirmations:
+            # A block is persisted only after a second eth_getLogs answer agreed with the
+            # first (it is re-read while in the tip), so a lie by omission is caught
+            # before it reaches the database, even when the head jumped several blocks.
+            confirm_to = min(confirm_to, target - new)
         self._confirm(confirm_to)
         return SyncReport(
             self.tip[-1].ref if self.tip else await self.block(self.confirmed_block),
@@ -250,20 +263,37 @@ class Indexer:
                 if h.parent_hash != prev.hash:
                     raise _Reorg(await self._fork_point())
                 prev = h
-        logs = await self.fetcher.get(start, target) if numbers else []
-        by_block: dict[int, list[RawLog]] = {n: [] for n in numbers}
-        hashes = {h.number: h.hash for h in headers}
+        if not numbers:
+            return 0, set()
+        first = self.tip[0].ref.number if self.tip else start
+        logs = await self.fetcher.get(first, target)
+        by_block: dict[int, list[RawLog]] = {n: [] for n in range(first, target + 1)}
+        hashes = {t.ref.number: t.ref.hash for t in self.tip} | {h.number: h.hash for h in headers}
         for lg in logs:
             if hashes.get(lg.block_number) != lg.block_hash:
                 # Logs from another fork than the headers: the chain moved under us.
                 raise _Reorg(await self._fork_point())
             by_block[lg.block_number].append(lg)
+        for t in self.tip:
+            if _fingerprint(by_block[t.ref.number]) != t.logs:
+                # Same block hash, other logs: one of the two answers was a lie (a node
+                # that dropped or shifted logs). Replay from that block with this answer.
+                log.warning(
+                    "logs of a tip block changed; replaying from it",
+                    extra={
+                        "block": t.ref.number,
+                        "had": len(t.logs),
+                        "now": len(by_block[t.ref.number]),
+                    },
+                )
+                raise _Reorg(t.ref.number - 1)
         dirty: set[Key] = set()
         for h in headers:
-            effects = await self.protocol.resolve(self.protocol.decode(by_block[h.number]))
+            block_logs = by_block[h.number]
+            effects = await self.protocol.resolve(self.protocol.decode(block_logs))
             dirty |= self.protocol.apply(effects)
-            self.tip.append(TipBlock(h, effects))
-        self.logs_seen += len(logs)
+            self.tip.append(TipBlock(h, effects, _fingerprint(block_logs)))
+        self.logs_seen += sum(len(by_block[h.number]) for h in headers)
         return len(headers), dirty
 
     async def _fork_point(self) -> int:

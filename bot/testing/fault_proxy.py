@@ -49,6 +49,7 @@ class Fault(enum.Enum):
     WRONG_CHAIN_ID = "wrong_chain_id"  # eth_chainId is ``chain_id`` (default: upstream + 1)
     LOGS_OTHER_RANGE = "logs_other_range"  # eth_getLogs of the range moved by ``shift``
     LOGS_WRONG_HASH = "logs_wrong_hash"  # eth_getLogs with every blockHash altered
+    LOGS_EMPTY = "logs_empty"  # eth_getLogs answers [] (a replica whose log index lags)
 
 
 TRANSPORT = frozenset(
@@ -67,6 +68,7 @@ _LYING_METHODS: dict[Fault, frozenset[str]] = {
     Fault.WRONG_CHAIN_ID: frozenset({"eth_chainId"}),
     Fault.LOGS_OTHER_RANGE: frozenset({"eth_getLogs"}),
     Fault.LOGS_WRONG_HASH: frozenset({"eth_getLogs"}),
+    Fault.LOGS_EMPTY: frozenset({"eth_getLogs"}),
 }
 DEFAULT_GARBAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
@@ -310,6 +312,10 @@ class FaultProxy:
                     case Fault.LOGS_WRONG_HASH:
                         rule.hits += 1
                         plan.rewrites[rid] = _alter_hashes
+                    case Fault.LOGS_EMPTY:
+                        rule.hits += 1
+                        plan.local.append({"jsonrpc": "2.0", "id": rid, "result": []})
+                        break
             else:
                 plan.forward.append(call)
         return plan

@@ -41,6 +41,7 @@ FAULTS: list[tuple[Fault, dict[str, Any]]] = [
     (Fault.FROZEN_HEAD, {}),
     (Fault.LOGS_OTHER_RANGE, {}),
     (Fault.LOGS_WRONG_HASH, {}),
+    (Fault.LOGS_EMPTY, {}),
 ]
 
 
@@ -80,8 +81,10 @@ async def test_the_bot_rides_out_the_fault_then_liquidates_everything(
             await sc.mine(1)
         else:
             pytest.fail("the bot still had work after the faults stopped")
-        assert await profitable_left(bot, head) == 0
         rows = bot.ledger.rows()
+        assert await profitable_left(bot, head) == 0, [
+            (r.user[:8], r.block, r.outcome, r.reason) for r in rows if r.outcome != Outcome.WON
+        ]
         won = [r for r in rows if r.outcome == Outcome.WON]
         assert won, [(r.outcome, r.reason) for r in rows]
         assert {r.outcome for r in rows} <= {"won", "raced", "unprofitable"}

@@ -9,12 +9,14 @@ import pytest
 from aave_parity import assert_parity, make_indexer
 
 from bot.abi import load_abi
+from bot.chain.anvil import AnvilProcess
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
 from bot.indexer.indexer import ReorgTooDeep
 from bot.indexer.logs import WindowSettings
 from bot.indexer.store import Store
 from bot.rpc import JsonRpcClient
+from bot.testing.fault_proxy import Fault, FaultProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 POOL = load_abi("Pool")
@@ -152,3 +154,29 @@ async def test_catch_up_reports_what_changed(
     await fork_scenario.mine(20)  # far behind: the catch-up goes through backfill
     report = await indexer.sync()
     assert who in adapter.indexing.users_of(report.dirty)
+
+
+async def test_tip_replays_logs_a_lagging_replica_left_out(
+    fork: AnvilProcess, fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    """A load-balanced provider may answer ``eth_getLogs`` for a fresh head from a replica
+    whose log index lags: ``[]`` and no error, indistinguishable from a quiet block. The
+    next head's ``eth_getLogs`` covers the in-memory tip again; its answer disagrees, and
+    the tip is replayed from that block, ending equal to the chain."""
+    async with FaultProxy(fork.url) as proxy, JsonRpcClient(proxy.url) as rpc:
+        indexer, adapter = await make_indexer(rpc, manifest, confirmations=4)
+        await fork_scenario.mine(5)  # a tip of quiet blocks: nothing to contradict the lie
+        await indexer.sync()
+        who = "0x00000000000000000000000000000000000b0003"
+        await _activity(fork_scenario, manifest, who, blocks=1)
+        rule = proxy.inject(Fault.LOGS_EMPTY, times=1)
+        await indexer.sync()
+        assert rule.hits == 1
+        assert who not in adapter.indexing.book.users  # taken for a quiet block, for now
+
+        await fork_scenario.mine(1)
+        report = await indexer.sync()
+        assert report.reorged
+        assert who in adapter.indexing.book.users
+        await assert_parity(fork_rpc, manifest, adapter, report.head.number)
+        await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)

@@ -132,18 +132,22 @@ LIES = [Fault.LOGS_WRONG_HASH, Fault.LOGS_OTHER_RANGE]
 async def test_tip_refuses_lying_logs(
     proxy: FaultProxy, direct: JsonRpcClient, manifest: Manifest, lie: Fault
 ) -> None:
-    """Tip logs are checked against the headers: a lie looks like a chain that keeps
-    reorganising, the sync gives up, nothing of the lie is applied, and once the node
-    tells the truth the same sync succeeds."""
+    """Tip logs are checked against the headers and the window: a lie that shows (a
+    foreign block hash, a log of a block outside the window) looks like a chain that
+    keeps reorganising, the sync gives up, nothing of the lie is applied, and once the
+    node tells the truth the same sync succeeds. (A lie by omission is caught one head
+    later: test_indexer_recovery.py.)"""
     blocks = await log_blocks(direct, manifest)
     h = blocks[-1]
     depth = 3
     assert any(h - depth < b for b in blocks[:-1]), "the last tip extension must hold events"
-    earlier = max(b for b in blocks if b <= h - depth)  # the lie serves this block's logs
+    # After syncing to h - depth the tip starts at h - 2 * depth + 1, and a head's
+    # eth_getLogs covers the tip too; the shifted range ends on an older block with events.
+    earlier = max(b for b in blocks if b < h - 2 * depth + 1)
     async with JsonRpcClient(proxy.url, FAST) as rpc:
         indexer, adapter = await make_indexer(rpc, manifest, confirmations=depth)
         await indexer.sync(h - depth)
-        proxy.inject(lie, shift=earlier - (h - depth + 1))
+        proxy.inject(lie, shift=earlier - h)
         with pytest.raises(RpcTransportError, match="kept reorganising"):
             await indexer.sync(h)
         assert indexer.head == h - depth
