@@ -45,6 +45,25 @@ class AbiFunction:
         signature = f"{item['name']}({','.join(inputs)})"
         return cls(item["name"], inputs, outputs, keccak(text=signature)[:4])
 
+    @classmethod
+    def parse(cls, signature: str, outputs: Sequence[str] = ()) -> AbiFunction:
+        """From a canonical signature, e.g. ``parse("price()", ["uint256"])`` (for the
+        one-function interfaces no ABI file ships: oracles, rate models)."""
+        name, _, rest = signature.partition("(")
+        inner = rest[:-1]
+        types: list[str] = []
+        depth = 0
+        start = 0
+        for i, ch in enumerate(inner):
+            depth += ch == "("
+            depth -= ch == ")"
+            if ch == "," and depth == 0:
+                types.append(inner[start:i])
+                start = i + 1
+        if inner:
+            types.append(inner[start:])
+        return cls(name, tuple(types), tuple(outputs), keccak(text=signature)[:4])
+
     @property
     def signature(self) -> str:
         return f"{self.name}({','.join(self.input_types)})"

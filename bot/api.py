@@ -1,7 +1,10 @@
 """The interfaces of liqbot, in one place, with the domain types they exchange.
 
 Implementations depend on these and on the shared types, never on each other: the
-indexer core drives any ``IndexedProtocol``; adapters (``bot/adapters/*``) implement it.
+indexer core drives any ``IndexedProtocol``, the runner any ``LiquidationAdapter``;
+adapters (``bot/adapters/*``, or a third-party package registered under the
+``liqbot.adapters`` entry point group) implement both and are found by
+``AdapterPlugin.name`` (the config's ``market.protocol``). See docs/adapters.md.
 """
 
 from __future__ import annotations
@@ -193,3 +196,113 @@ class LiquidationPlan:
     @property
     def key(self) -> tuple[str, str]:
         return (self.protocol, self.user.lower())
+
+
+# --- The per-head liquidation side of a protocol: what the runner drives ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A head's exact health verdicts, from ``LiquidationAdapter.scan``.
+
+    ``liquidatable`` holds position keys (an adapter's own naming: the borrower's address
+    on Aave V3, ``<market id>:<borrower>`` on Morpho Blue); only exact verdicts, never a
+    screen's. ``snapshot`` is the adapter's market state at the head, handed back to
+    ``planning_input`` unchanged.
+    """
+
+    block: int
+    liquidatable: frozenset[str]
+    native_price_base: int  # base-currency value of 1e18 wei of the gas token (0: unknown)
+    snapshot: Any
+    evaluated: int = 0  # positions evaluated exactly at this head
+    set_aside: frozenset[str] = frozenset()  # liquidatable, but priced by an untrusted feed
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTerms:
+    """The execution terms of one planning round, the same for every protocol."""
+
+    ts: int  # block.timestamp the transactions will execute at
+    gas_price_wei: int
+    native_price_base: int
+    min_profit_base: int
+
+
+class LiquidationAdapter(ABC):
+    """A protocol's liquidation side: which positions are liquidatable at a head, what a
+    strategy needs to plan them, and the liquidator contract's calldata for a plan.
+
+    The runner calls, each head: ``positions_of`` (the keys the indexer changed) →
+    ``scan`` → ``planning_input`` (for the targets not in flight) → the strategy →
+    ``calldata`` for each plan it simulates and sends.
+    """
+
+    name: str  # equals the plugin's name and the plans' ``protocol``
+    indexing: IndexedProtocol
+    base_unit: int  # one unit of the base currency ``*_base`` values are in (1e8: USD)
+
+    @abstractmethod
+    def positions_of(self, keys: Iterable[Key]) -> set[str]:
+        """Position keys whose health the changed index rows ``keys`` can have moved."""
+
+    @abstractmethod
+    def positions(self) -> Mapping[str, Any]:
+        """Every indexed position the adapter may liquidate, by position key (Aave V3: every
+        indexed account; Morpho Blue: every borrow)."""
+
+    @abstractmethod
+    def assets(self) -> Sequence[str]:
+        """Every token a plan may repay or seize (swap pairs are found between them)."""
+
+    @abstractmethod
+    async def scan(self, head: BlockRef, changed: set[str]) -> Scan:
+        """Exact health at ``head``; ``changed`` positions must be re-evaluated. The first
+        scan evaluates every position (the runner and the conformance kit rely on it)."""
+
+    @abstractmethod
+    def planning_input(
+        self,
+        scan: Scan,
+        targets: Sequence[str],
+        pairs: Mapping[frozenset[str], Any],
+        terms: PlanTerms,
+    ) -> Any:
+        """The strategy's input for ``targets`` (position keys of ``scan.liquidatable``).
+
+        Its type is the one the adapter's strategies take; it must have ``ts``,
+        ``positions`` (keyed by position key) and ``pairs`` fields, which plan
+        sequencing replaces to re-plan one position against moved pools."""
+
+    @abstractmethod
+    def calldata(self, plan: LiquidationPlan, min_profit: int) -> bytes:
+        """The liquidator contract call executing ``plan``; it must revert unless the
+        owner receives at least ``min_profit`` of ``plan.debt_asset``."""
+
+
+class AdapterPlugin(ABC):
+    """What the ``liqbot.adapters`` entry point of a protocol names: how to connect an
+    adapter to a chain for a ``[market]`` config section.
+
+    ``market`` is that section: a typed model for the built-in protocols, and for any
+    other ``market.protocol`` a model whose ``model_dump()`` holds every key given, which
+    the plugin validates itself (raising ``ConfigError`` naming the bad key)."""
+
+    name: str  # the ``market.protocol`` value that selects it
+    default_strategy: str  # a ``liqbot.strategies`` entry point name
+
+    @abstractmethod
+    def identity(self, market: Any) -> str:
+        """What a database is bound to besides the chain (e.g. the market's address)."""
+
+    @abstractmethod
+    def contracts(self, market: Any) -> Mapping[str, str]:
+        """Config key → address of the contracts that must have code on the chain."""
+
+    @abstractmethod
+    async def connect(
+        self, rpc: Any, market: Any, context: Mapping[str, Any]
+    ) -> LiquidationAdapter:
+        """The adapter for ``market`` on the chain behind ``rpc``. ``context`` carries the
+        shared settings an adapter may need (``native_asset``, ``max_price_age_s``,
+        ``close_factor_rules``, ``funded``, ``block_time_s``)."""

@@ -34,6 +34,10 @@ COMMANDS = {
         "bot.commands.optimistic",
         "on a fork, make each borrower liquidatable, liquidate it, revert: one record each",
     ),
+    "new-adapter": (
+        "bot.commands.new_adapter",
+        "the skeleton of a third-party adapter package, with the conformance tests",
+    ),
 }
 
 

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from eth_utils import is_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+)
 
 from bot.errors import ConfigError
 from bot.redact import mask_tree
@@ -68,10 +77,65 @@ class RpcLimits(_Section):
 
 
 class MarketSettings(_Section):
+    """An Aave V3 market, or a fork that only differs in addresses (Spark, ...)."""
+
     protocol: Literal["aave-v3"] = "aave-v3"
     pool_addresses_provider: Address
     multicall3: Address = MULTICALL3
     start_block: int = Field(ge=1, description="first block to index (the market's deploy block)")
+
+
+MarketId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
+
+
+class MorphoMarketSettings(_Section):
+    """Morpho Blue: one contract, many isolated markets."""
+
+    protocol: Literal["morpho-blue"]
+    morpho: Address
+    markets: list[MarketId] = Field(
+        default=[], description="market ids to liquidate in (empty: every market)"
+    )
+    valuation_oracle: Address = Field(
+        description="oracle with Aave's getAssetsPrices that values tokens in a base "
+        "currency, to rank plans and price gas (Aave's own oracle on mainnet)"
+    )
+    multicall3: Address = MULTICALL3
+    start_block: int = Field(ge=1, description="first block to index (Morpho's deploy block)")
+
+
+class PluginMarketSettings(BaseModel):
+    """A third-party adapter's market: every key is kept for its plugin to validate."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    protocol: str
+    multicall3: Address = MULTICALL3
+    start_block: int = Field(ge=1, description="first block to index")
+
+
+BUILTIN_PROTOCOLS = ("aave-v3", "morpho-blue")
+
+
+def _market_kind(value: Any) -> str:
+    protocol = (
+        value.get("protocol", "aave-v3")
+        if isinstance(value, Mapping)
+        else getattr(value, "protocol", "aave-v3")
+    )
+    return protocol if protocol in BUILTIN_PROTOCOLS else "plugin"
+
+
+_MARKET_MODELS: dict[Any, type[BaseModel]] = {
+    "aave-v3": MarketSettings,
+    "morpho-blue": MorphoMarketSettings,
+    "plugin": PluginMarketSettings,
+}
+AnyMarket = Annotated[
+    Annotated[MarketSettings, Tag("aave-v3")]
+    | Annotated[MorphoMarketSettings, Tag("morpho-blue")]
+    | Annotated[PluginMarketSettings, Tag("plugin")],
+    Discriminator(_market_kind),
+]
 
 
 class IndexerConfig(_Section):
@@ -92,6 +156,9 @@ class SwapSettings(_Section):
 
 
 class StrategyConfig(_Section):
+    name: str | None = Field(
+        default=None, description="a liqbot.strategies entry point (default: the adapter's)"
+    )
     min_profit: Decimal = Field(
         default=Decimal("1"), ge=0, description="net profit floor, in the oracle's base currency"
     )
@@ -130,6 +197,20 @@ class ExecutorConfig(_Section):
     kill_switch_file: Path | None = Field(
         default=None, description="sending stops while this file exists"
     )
+    relay_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="send through this private relay (Flashbots, a builder), not the mempool",
+    )
+    relay_method: Literal["eth_sendPrivateTransaction", "eth_sendBundle"] = Field(
+        default="eth_sendPrivateTransaction",
+        description="one private transaction per plan, or one bundle per head",
+    )
+    relay_auth_key_env: str | None = Field(
+        default=None,
+        description="variable holding the key that signs X-Flashbots-Signature; unset: the "
+        "trading key",
+    )
 
 
 class RunConfig(_Section):
@@ -165,7 +246,7 @@ class Settings(_Section):
         description="a built-in network (bot/presets) or a preset .toml path, merged under",
     )
     chain: ChainSettings
-    market: MarketSettings
+    market: AnyMarket
     rpc: RpcLimits = RpcLimits()
     indexer: IndexerConfig = IndexerConfig()
     swap: SwapSettings = SwapSettings()
@@ -187,9 +268,6 @@ class Settings(_Section):
         """From a TOML file and/or a devnet manifest, then environment, then overrides."""
         data: dict[str, Any] = {}
         source = "configuration"
-        if manifest is not None:
-            data = deep_merge(data, _from_manifest(manifest))
-            source = str(manifest)
         if path is not None:
             try:
                 data = deep_merge(data, tomllib.loads(path.read_text()))
@@ -200,6 +278,11 @@ class Settings(_Section):
             source = str(path)
         data = deep_merge(data, _from_env(os.environ if env is None else env))
         data = deep_merge(data, dict(overrides or {}))
+        if manifest is not None:
+            # Under the rest; which of its markets depends on the protocol asked for.
+            protocol = data.get("market", {}).get("protocol", "aave-v3")
+            data = deep_merge(_from_manifest(manifest, protocol), data)
+            source = source if path is not None else str(manifest)
         if isinstance(data.get("preset"), str):
             from bot.presets import load_preset
 
@@ -209,15 +292,18 @@ class Settings(_Section):
             return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            got = mask_tree(err.get("input"), str(err["loc"][-1]))
+            # The market section's union tags its errors with the protocol: not a key.
+            loc = tuple(p for p in err["loc"] if p not in _MARKET_MODELS)
+            market = next((_MARKET_MODELS[p] for p in err["loc"] if p in _MARKET_MODELS), None)
+            key = ".".join(str(p) for p in loc)
+            got = mask_tree(err.get("input"), str(loc[-1]))
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             raise ConfigError(
-                key, f"{err['msg']}{shown}", source=source, fix=_fix_hint(err["loc"], err["type"])
+                key, f"{err['msg']}{shown}", source=source, fix=_fix_hint(loc, err["type"], market)
             ) from None
 
 
-def _fix_hint(loc: tuple[int | str, ...], kind: str) -> str:
+def _fix_hint(loc: tuple[int | str, ...], kind: str, market: type[BaseModel] | None = None) -> str:
     """How to correct the key at ``loc``: where to set it, or the name it was meant to be."""
     key = ".".join(str(p) for p in loc)
     env = ENV_PREFIX + "__".join(str(p).upper() for p in loc) if len(loc) > 1 else ""
@@ -226,6 +312,8 @@ def _fix_hint(loc: tuple[int | str, ...], kind: str) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         sub = field.annotation if field is not None else None
+        if part == "market":
+            sub = market or MarketSettings
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             break
         model = sub
@@ -239,22 +327,39 @@ def _fix_hint(loc: tuple[int | str, ...], kind: str) -> str:
     return f"correct {key} {where}"
 
 
-def _from_manifest(path: Path) -> dict[str, Any]:
+def _from_manifest(path: Path, protocol: str) -> dict[str, Any]:
     from bot.devnet.manifest import Manifest
 
-    return manifest_settings(Manifest.load(path))
+    return manifest_settings(Manifest.load(path), protocol)
 
 
-def manifest_settings(m: Manifest) -> dict[str, Any]:
-    """The settings a devnet manifest implies (to merge under a config file's)."""
+def manifest_settings(m: Manifest, protocol: str = "aave-v3") -> dict[str, Any]:
+    """The settings a devnet manifest implies (to merge under a config file's), for its
+    Aave V3 market or, with ``protocol="morpho-blue"``, its Morpho Blue deployment (valued
+    by the devnet's Aave oracle)."""
     weth = [r.address for r in m.reserves if r.symbol == "WETH"]
+    market: dict[str, Any] = {
+        "pool_addresses_provider": m.aave.pool_addresses_provider,
+        "multicall3": m.multicall3,
+        "start_block": m.deploy_block,
+    }
+    if protocol == "morpho-blue":
+        if m.morpho is None:
+            raise ConfigError(
+                "market.protocol",
+                "the devnet manifest has no Morpho Blue deployment",
+                fix="start the devnet with `liqbot devnet up --morpho`",
+            )
+        market = {
+            "protocol": "morpho-blue",
+            "morpho": m.morpho.morpho,
+            "valuation_oracle": m.aave.oracle,
+            "multicall3": m.multicall3,
+            "start_block": m.morpho.deploy_block,
+        }
     return {
         "chain": {"rpc_url": m.rpc_url, "chain_id": m.chain_id},
-        "market": {
-            "pool_addresses_provider": m.aave.pool_addresses_provider,
-            "multicall3": m.multicall3,
-            "start_block": m.deploy_block,
-        },
+        "market": market,
         "swap": {"uniswap_v2_factory": m.uniswap.factory},
         "strategy": {"native_asset": weth[0]} if weth else {},
     }

@@ -18,6 +18,7 @@ from bot.deployments import record_path, recorded
 from bot.errors import ConfigError, RpcError
 from bot.execution.keys import Signer
 from bot.execution.liquidator import LIQUIDATOR_ABI
+from bot.plugins import load_adapter
 from bot.redact import mask_url
 from bot.rpc import JsonRpcClient, to_int
 
@@ -59,14 +60,16 @@ class Preflight:
 
 def _no_code_fix(key: str, chain_id: int) -> str:
     fixes = {
-        "market.pool_addresses_provider": "correct it (or the preset), or point chain.rpc_url "
-        f"at a synced node of chain {chain_id}",
         "market.multicall3": "set it to this chain's Multicall3",
         "swap.uniswap_v2_factory": "set it to a Uniswap-V2-compatible factory of this chain",
         "strategy.native_asset": "set it to the wrapped gas token (WETH) of this chain",
         "executor.liquidator": "deploy one with `liqbot deploy-executor`, or correct it",
     }
-    return fixes[key]
+    # The market's own contracts (whatever the adapter names): a wrong address or chain.
+    return fixes.get(
+        key,
+        f"correct it (or the preset), or point chain.rpc_url at a synced node of chain {chain_id}",
+    )
 
 
 async def _code(rpc: JsonRpcClient, address: str, block: str = "latest") -> bool:
@@ -108,8 +111,10 @@ async def preflight(
         if entry is not None:
             out.liquidator = entry.liquidator
             source = f"executor.liquidator from {record_path(settings.indexer.database)}"
-    addresses = {
-        "market.pool_addresses_provider": settings.market.pool_addresses_provider,
+    plugin = load_adapter(settings.market.protocol)
+    market_contracts = dict(plugin.contracts(settings.market))
+    addresses: dict[str, str | None] = {
+        **market_contracts,
         "market.multicall3": settings.market.multicall3,
         "swap.uniswap_v2_factory": settings.swap.uniswap_v2_factory,
         "strategy.native_asset": settings.strategy.native_asset,
@@ -133,8 +138,9 @@ async def preflight(
     for key in addresses.keys() - present.keys():
         checks.append(Check(key, "skip", "unset"))
 
-    if history and has_code["market.pool_addresses_provider"]:
-        checks.append(await _start_block(rpc, settings))
+    first_key, first = next(iter(market_contracts.items()))
+    if history and has_code[first_key]:
+        checks.append(await _start_block(rpc, settings, first))
 
     if ex.liquidator is None and out.liquidator is not None:
         checks.append(Check("executor.liquidator", "ok", f"{out.liquidator} ({source})"))
@@ -143,11 +149,12 @@ async def preflight(
     return out
 
 
-async def _start_block(rpc: JsonRpcClient, settings: Settings) -> Check:
+async def _start_block(rpc: JsonRpcClient, settings: Settings, contract: str) -> Check:
+    """``contract``: the market's first contract (Aave's PoolAddressesProvider)."""
     m = settings.market
     before = m.start_block - 1
     try:
-        early = await _code(rpc, m.pool_addresses_provider, hex(before))
+        early = await _code(rpc, contract, hex(before))
     except RpcError:
         return Check("market.start_block", "skip", f"the node has no state at block {before}")
     if early:
@@ -155,7 +162,7 @@ async def _start_block(rpc: JsonRpcClient, settings: Settings) -> Check:
             "market.start_block",
             "FAIL",
             f"the market already existed at block {before}: earlier positions would be missed",
-            "set it to the PoolAddressesProvider's creation block or earlier",
+            f"set it to the creation block of {contract} or earlier",
         )
     return Check("market.start_block", "ok", f"{m.start_block} is not after the market's deploy")
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from bot.adapters.aave_v3.adapter import AaveV3Adapter
-from bot.adapters.aave_v3.monitor import HealthMonitor
-from bot.adapters.aave_v3.reader import MarketState
-from bot.adapters.aave_v3.state import UserPosition
-from bot.api import BlockRef
+from bot.api import BlockRef, LiquidationAdapter, PlanTerms, Scan
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
 from bot.execution.executor import Attempt, Executor, GasContext, Simulation
@@ -28,7 +25,7 @@ from bot.execution.quotes import PairBook
 from bot.execution.sequencing import PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
 from bot.rpc import JsonRpcClient
-from strategies.api import CloseFactorRules, Strategy, StrategyInput
+from strategies.api import Strategy
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +36,10 @@ _ROUNDS = 3
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     min_profit_base: int
-    rules: CloseFactorRules
     max_plans_per_block: int
-    native_asset: str | None
     block_time_s: int
-    flash_premium_bps: int
     priority_fee_wei: int
     max_consecutive_failures: int = 20
-    max_price_age_s: int | None = None  # older oracle prices are not acted on
-    # Measured on the devnet: 540k gas for one flash liquidation + swap, 662k for two.
-    gas_units_base: int = 420_000
-    gas_units_per_step: int = 122_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +59,7 @@ class Runner:
         *,
         rpc: JsonRpcClient,
         indexer: Indexer,
-        adapter: AaveV3Adapter,
+        adapter: LiquidationAdapter,
         pairs: PairBook,
         strategy: Strategy,
         executor: Executor,
@@ -78,7 +68,6 @@ class Runner:
         self.rpc = rpc
         self.indexer = indexer
         self.adapter = adapter
-        self.monitor = HealthMonitor(adapter, settings.max_price_age_s)
         self.pairs = pairs
         self.strategy = strategy
         self.executor = executor
@@ -91,25 +80,24 @@ class Runner:
         self.rpc.note_head(head.number)
         sync = await self.indexer.sync(head)
         head = sync.head
-        book = self.adapter.indexing.book
-        dirty = self.adapter.indexing.users_of(sync.dirty)
-        self.executor.changed(dirty)
-        health = await self.monitor.on_block(head, dirty)
-        gas = self.gas(head, health.market)
+        changed = self.adapter.positions_of(sync.dirty)
+        self.executor.changed(changed)
+        scan = await self.adapter.scan(head, changed)
+        gas = GasContext(head.base_fee, scan.native_price_base)
+        self.executor.final(self.indexer.confirmed_block)
+        if sync.reorged:
+            # Our transactions in the blocks the reorg dropped are in flight again.
+            await self.executor.reorged(head)
         settled = await self.executor.on_head(head, gas)
-        targets = {
-            u: book.users[u]
-            for u in sorted(health.liquidatable)
-            if u in book.users and not self.executor.busy(u, head.number)
-        }
+        targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
         if targets:
-            inp = await self.strategy_input(head, health.market, targets, gas)
+            inp = await self.planning_input(head, scan, targets, gas)
             attempts = await self._execute(inp, head, gas)
         planned = len(attempts)
         report = HeadReport(
             head,
-            len(health.liquidatable),
+            len(scan.liquidatable),
             planned,
             tuple(attempts),
             tuple(settled),
@@ -128,7 +116,7 @@ class Runner:
         )
         return report
 
-    async def _execute(self, inp: StrategyInput, head: BlockRef, gas: GasContext) -> list[Attempt]:
+    async def _execute(self, inp: Any, head: BlockRef, gas: GasContext) -> list[Attempt]:
         """Up to ``max_plans_per_block`` plans, priced in sending order, simulated in one
         request and sent in one batch.
 
@@ -156,42 +144,31 @@ class Runner:
                 break
         return await self.executor.submit(refused + ok, head, gas)
 
-    async def strategy_input(
-        self,
-        head: BlockRef,
-        market: MarketState,
-        targets: Mapping[str, UserPosition],
-        gas: GasContext,
-    ) -> StrategyInput:
+    async def planning_input(
+        self, head: BlockRef, scan: Scan, targets: Sequence[str], gas: GasContext
+    ) -> Any:
         """What the strategy sees for ``targets`` at ``head``: plans are priced for the
         next block (``head.timestamp + block_time_s``), pools and gas as of ``head``."""
         s = self.settings
-        return StrategyInput(
-            market=market,
+        terms = PlanTerms(
             ts=head.timestamp + s.block_time_s,
-            positions=targets,
-            pairs=await self.pairs.quotes(head.number),
             gas_price_wei=gas.base_fee_wei + s.priority_fee_wei,
             native_price_base=gas.native_price_base,
-            flash_premium_bps=s.flash_premium_bps,
             min_profit_base=s.min_profit_base,
-            rules=s.rules,
-            gas_units_base=s.gas_units_base,
-            gas_units_per_step=s.gas_units_per_step,
         )
+        await self.pairs.include(self.adapter.assets(), head.number)
+        pairs = await self.pairs.quotes(head.number)
+        return self.adapter.planning_input(scan, targets, pairs, terms)
 
-    def gas(self, head: BlockRef, market: MarketState) -> GasContext:
-        """The head's base fee (from the header the indexer already fetched), and the gas
-        token's oracle price (0 if not a reserve: gas is then not charged against plans,
-        which the simulation still guards)."""
-        native = self.settings.native_asset
-        price = 0
-        if native is not None:
-            try:
-                price = market.by_asset(native).price
-            except KeyError:
-                log.warning("native asset is not a reserve", extra={"asset": native})
-        return GasContext(head.base_fee, price)
+    async def profitable_left(self, head: BlockRef) -> int:
+        """How many positions the strategy would still liquidate profitably at ``head``
+        (busy or not): zero once a crash has been fully worked off."""
+        scan = await self.adapter.scan(head, set())
+        if not scan.liquidatable:
+            return 0
+        gas = GasContext(head.base_fee, scan.native_price_base)
+        inp = await self.planning_input(head, scan, sorted(scan.liquidatable), gas)
+        return len(self.strategy.plan(inp))
 
     async def run(
         self,

@@ -3,41 +3,57 @@ and the indexer. Commands call this; nothing here runs at import time."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from bot.abi import load_abi
-from bot.adapters.aave_v3.adapter import AaveV3Adapter, AaveV3Market
-from bot.api import HeadSource
+from bot.adapters.aave_v3.adapter import AaveV3Adapter
+from bot.adapters.aave_v3.liquidation import AaveV3Liquidation
+from bot.api import HeadSource, LiquidationAdapter
 from bot.chain.heads import head_source
 from bot.config import Settings
 from bot.db.api import Database, open_database
-from bot.errors import ChainMismatchError
+from bot.errors import ChainMismatchError, ConfigError
 from bot.execution.executor import Executor, ExecutorSettings
-from bot.execution.keys import load_signer
+from bot.execution.keys import Signer, load_signer
 from bot.execution.quotes import PairBook
+from bot.execution.relay import Relay, RelaySettings, load_auth_key
 from bot.indexer.indexer import Indexer, IndexerSettings
 from bot.indexer.logs import WindowSettings
 from bot.ledger import Ledger
-from bot.multicall import Read
+from bot.multicall import Multicall, Read
+from bot.plugins import load_adapter, load_strategy
 from bot.preflight import preflight
 from bot.redact import mask_url
 from bot.rpc import JsonRpcClient, RpcSettings, to_int
 from bot.runner import Runner, RunSettings
-from strategies.api import CloseFactorRules
-from strategies.default import DefaultStrategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class IndexService:
     settings: Settings
     rpc: JsonRpcClient
-    adapter: AaveV3Adapter
+    liquidation: LiquidationAdapter  # the protocol's adapter (market.protocol)
     store: Database
     indexer: Indexer
+
+    @property
+    def adapter(self) -> AaveV3Adapter:
+        """The Aave V3 market, for the commands that only serve Aave V3 (research,
+        ``positions``, ``status``)."""
+        if not isinstance(self.liquidation, AaveV3Liquidation):
+            raise ConfigError(
+                "market.protocol",
+                f"this command supports aave-v3 markets only, not {self.liquidation.name!r}",
+            )
+        return self.liquidation.market
 
     def heads(self) -> HeadSource:
         url = self.settings.chain.ws_url or self.settings.chain.rpc_url
@@ -76,16 +92,15 @@ async def open_index(settings: Settings, *, read_only: bool = False) -> AsyncIte
     async with rpc_client(settings) as rpc:
         chain_id = await check_chain(rpc, settings)
         m = settings.market
-        adapter = await AaveV3Adapter.connect(
-            rpc, AaveV3Market(m.pool_addresses_provider, m.multicall3, m.start_block)
-        )
+        plugin = load_adapter(m.protocol)
+        adapter = await plugin.connect(rpc, m, adapter_context(settings))
         store = open_database(settings.indexer.database, read_only=read_only)
         try:
             store.check_identity(
                 {
                     "chain_id": str(chain_id),
                     "protocol": m.protocol,
-                    "market": m.pool_addresses_provider,
+                    "market": plugin.identity(m),
                 }
             )
             ix = settings.indexer
@@ -107,6 +122,18 @@ async def open_index(settings: Settings, *, read_only: bool = False) -> AsyncIte
             store.close()
 
 
+def adapter_context(settings: Settings) -> dict[str, Any]:
+    """The shared settings an adapter may read when it connects (``AdapterPlugin``)."""
+    st = settings.strategy
+    return {
+        "native_asset": st.native_asset,
+        "max_price_age_s": st.max_price_age_s,
+        "close_factor_rules": st.close_factor_rules,
+        "block_time_s": st.block_time_s,
+        "funded": settings.executor.funded,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class MarketConstants:
     """What the strategy needs of a market besides its state: read once at start."""
@@ -124,6 +151,15 @@ async def market_constants(adapter: AaveV3Adapter, settings: Settings) -> Market
     factory = settings.swap.uniswap_v2_factory
     pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
     return MarketConstants(int(premium), unit, pairs)
+
+
+async def pair_book(
+    rpc: JsonRpcClient, adapter: LiquidationAdapter, settings: Settings
+) -> PairBook:
+    """The Uniswap V2 pairs between the adapter's assets (none without a factory)."""
+    mc = Multicall(rpc, settings.market.multicall3)
+    factory = settings.swap.uniswap_v2_factory
+    return await PairBook.discover(mc, factory, adapter.assets()) if factory else PairBook(mc, [])
 
 
 @dataclass(slots=True)
@@ -152,15 +188,19 @@ async def open_bot(
             password_file=ex.password_file,
             env=env,
         )
+    relay = relay_client(settings, signer, env)
     # Every check runs before open_index creates the database: a bad setting writes nothing.
     async with rpc_client(settings) as rpc:
         checked = (await preflight(rpc, settings, signer)).require()
     async with open_index(settings) as svc:
-        adapter = svc.adapter
+        adapter = svc.liquidation
+        strategy = load_strategy(
+            settings.strategy.name or load_adapter(adapter.name).default_strategy, adapter.name
+        )
         chain_id = to_int(await svc.rpc.call("eth_chainId"))
         owner = checked.owner
-        consts = await market_constants(adapter, settings)
-        premium, unit, pairs = consts.flash_premium_bps, consts.base_unit, consts.pairs
+        unit = adapter.base_unit
+        pairs = await pair_book(svc.rpc, adapter, settings)
         st = settings.strategy
         min_profit_base = int(st.min_profit * unit)
         gwei = Decimal(10**9)
@@ -186,6 +226,8 @@ async def open_bot(
                 ),
                 signer,
                 chain_id,
+                relay=relay,
+                calldata=adapter.calldata,
             )
             await executor.recover()
             runner = Runner(
@@ -193,22 +235,51 @@ async def open_bot(
                 indexer=svc.indexer,
                 adapter=adapter,
                 pairs=pairs,
-                strategy=DefaultStrategy(),
+                strategy=strategy,
                 executor=executor,
                 settings=RunSettings(
                     min_profit_base=min_profit_base,
-                    rules=CloseFactorRules.V3_3
-                    if st.close_factor_rules == "v3.3"
-                    else CloseFactorRules.V3_0,
                     max_plans_per_block=st.max_plans_per_block,
-                    native_asset=st.native_asset,
                     block_time_s=st.block_time_s,
-                    flash_premium_bps=int(premium),
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
                     max_consecutive_failures=settings.run.max_consecutive_failures,
-                    max_price_age_s=st.max_price_age_s,
                 ),
             )
             yield BotService(svc, runner, executor, ledger)
         finally:
             ledger.close()
+            if relay is not None:
+                await relay.close()
+
+
+def relay_client(
+    settings: Settings, signer: Signer | None, env: Mapping[str, str] | None = None
+) -> Relay | None:
+    """The private relay sends go to, when one is configured and there is a key to send
+    with. Its requests are signed by the key in ``executor.relay_auth_key_env`` or, unset,
+    by the trading key: that works with no set-up (the relay sees the trading address in
+    the transactions anyway). A separate key is better: the trading key then signs nothing
+    but transactions, and the relay reputation tied to the auth address survives a new
+    trading key."""
+    ex = settings.executor
+    if ex.relay_url is None or signer is None:
+        return None
+    auth = (
+        load_auth_key(ex.relay_auth_key_env, env)
+        if ex.relay_auth_key_env
+        else signer._account  # the trading key, which stays inside its Signer otherwise
+    )
+    relay = Relay(
+        RelaySettings(
+            url=ex.relay_url,
+            method=ex.relay_method,
+            blocks=ex.replace_after_blocks,
+            timeout_s=settings.rpc.timeout_s,
+        ),
+        auth,
+    )
+    log.info(
+        "sending through a private relay",
+        extra={"relay": mask_url(ex.relay_url), "method": ex.relay_method, "auth": auth.address},
+    )
+    return relay

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.state import UserPosition
@@ -165,5 +165,7 @@ class Strategy(Protocol):
     """
 
     name: str
+    protocol: str  # the adapter whose planning input it takes (``LiquidationAdapter.name``)
 
-    def plan(self, inp: StrategyInput) -> list[LiquidationPlan]: ...
+    # ``inp`` is the adapter's planning input: ``StrategyInput`` for Aave V3.
+    def plan(self, inp: Any) -> list[LiquidationPlan]: ...

@@ -155,6 +155,7 @@ class DefaultStrategy:
     """Best single- or double-call liquidation per user, ranked by net profit."""
 
     name: str = "default"
+    protocol: str = "aave-v3"
 
     def __init__(self, *, two_steps: bool = True) -> None:
         self.two_steps = two_steps

@@ -64,6 +64,18 @@ async def devnet() -> AsyncIterator[Devnet]:
         net.stop()
 
 
+@pytest_asyncio.fixture(scope="session")
+async def morpho_net() -> AsyncIterator[Devnet]:
+    """A devnet with Morpho Blue (its markets on the Aave market's tokens), shared by the
+    Morpho modules; tests isolate themselves with evm_snapshot / evm_revert. No Aave
+    borrowers: the Aave market is there for its tokens, oracle prices and pools."""
+    net = await start_devnet(DevnetSpec(borrowers=0, morpho=True))
+    try:
+        yield net
+    finally:
+        net.stop()
+
+
 @pytest.fixture(scope="session")
 def manifest(devnet: Devnet) -> Manifest:
     return devnet.manifest

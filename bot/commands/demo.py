@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top", type=int, default=10, help="riskiest positions to list")
     parser.add_argument(
+        "--protocol",
+        choices=("aave-v3", "morpho-blue"),
+        default="aave-v3",
+        help="the market the bot liquidates in (morpho-blue: Morpho Blue markets deployed "
+        "beside Aave, their oracles following the crash)",
+    )
+    parser.add_argument(
         "--crash-steps",
         type=int,
         default=4,
@@ -52,7 +59,10 @@ async def run(args: argparse.Namespace) -> int:
     cache = None if str(args.state_cache) == "none" else args.state_cache
     t0 = time.monotonic()
     with console.status("bringing up the devnet (anvil + Aave V3 + Uniswap V2 + borrowers)…"):
-        devnet = await start_devnet(DevnetSpec(borrowers=args.borrowers), state_cache=cache)
+        devnet = await start_devnet(
+            DevnetSpec(borrowers=args.borrowers, morpho=args.protocol == "morpho-blue"),
+            state_cache=cache,
+        )
     try:
         m = devnet.manifest
         console.print(
@@ -60,6 +70,15 @@ async def run(args: argparse.Namespace) -> int:
             f"{len(m.borrowers)} borrowers, ready in {time.monotonic() - t0:.1f}s"
             f"{' (state cache)' if devnet.from_cache else ''}"
         )
+        if m.morpho is not None:
+            console.print(
+                f"[bold]Morpho Blue[/] {m.morpho.morpho}: "
+                + ", ".join(
+                    f"{x.collateral_symbol}/{x.loan_symbol} LLTV {x.lltv / 1e16:g}%"
+                    for x in m.morpho.markets
+                )
+                + f"; {len(m.morpho.borrowers)} borrowers"
+            )
         async with JsonRpcClient(devnet.url) as rpc:
             reserves = await read_reserves(rpc, m)
             accounts = await read_accounts(rpc, m, [b.address for b in m.borrowers])
@@ -125,14 +144,14 @@ async def run(args: argparse.Namespace) -> int:
             )
         console.print(risk)
         if args.crash_steps > 0:
-            await _crash(console, devnet.url, m, args.crash_steps)
+            await _crash(console, devnet.url, m, args.crash_steps, args.protocol)
     finally:
         devnet.stop()
     console.print("devnet stopped.")
     return 0
 
 
-async def _crash(console: Console, url: str, m: Manifest, steps: int) -> None:
+async def _crash(console: Console, url: str, m: Manifest, steps: int, protocol: str) -> None:
     import tempfile
     from pathlib import Path
 
@@ -159,7 +178,7 @@ async def _crash(console: Console, url: str, m: Manifest, steps: int) -> None:
             url,
             m,
             Path(tmp) / "liqbot.db",
-            CrashSpec(steps_bps=(9_150,) * steps),
+            CrashSpec(steps_bps=(9_150,) * steps, protocol=protocol),
             on_step=step,
             on_report=report,
         )

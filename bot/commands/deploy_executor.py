@@ -10,6 +10,11 @@ the contract is mined and reports the key's address as its owner.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.rpc import JsonRpcClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> int:
     from decimal import Decimal
 
-    from bot.abi import load_abi
     from bot.commands._common import load_settings
     from bot.deployments import record, record_path
     from bot.errors import ConfigError
@@ -72,16 +76,7 @@ async def run(args: argparse.Namespace) -> int:
                 f"chain {checked.chain_id} already has {checked.liquidator} (from {where})",
                 fix="use it, or pass --replace to deploy another",
             )
-        provider = load_abi("PoolAddressesProvider").fn("getPool")
-        pool = provider.decode_one(
-            await rpc.call(
-                "eth_call",
-                [
-                    {"to": settings.market.pool_addresses_provider, "data": provider.encode_hex()},
-                    "latest",
-                ],
-            )
-        )
+        pool = await _flash_pool(rpc, settings)
         gwei = Decimal(10**9)
         print(f"deploying Liquidator(pool {pool}, factory {factory}) from {signer.address}")
         deployment = await deploy_liquidator(
@@ -103,3 +98,23 @@ async def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+async def _flash_pool(rpc: JsonRpcClient, settings: Settings) -> str:
+    """The Aave pool the liquidator flash-borrows from; none for protocols that hand the
+    collateral over before payment (Morpho Blue's callback)."""
+    from bot.abi import load_abi
+    from bot.config import MarketSettings
+
+    m = settings.market
+    if not isinstance(m, MarketSettings):
+        return "0x" + "00" * 20
+    provider = load_abi("PoolAddressesProvider").fn("getPool")
+    return str(
+        provider.decode_one(
+            await rpc.call(
+                "eth_call",
+                [{"to": m.pool_addresses_provider, "data": provider.encode_hex()}, "latest"],
+            )
+        )
+    )

@@ -51,7 +51,7 @@ async def run(args: argparse.Namespace) -> int:
             f"{ex.settings.liquidator or 'none'}; ledger {bot.index.store.path}",
             flush=True,
         )
-        indexing = bot.index.adapter.indexing
+        adapter = bot.index.liquidation
         metrics: Metrics | None = None
         mc = settings.metrics
         if mc.port is not None:
@@ -64,13 +64,17 @@ async def run(args: argparse.Namespace) -> int:
         )
         ix = bot.index.indexer
         report = await ix.sync()
-        print(f"indexed to block {report.head.number}: {len(indexing.book)} accounts", flush=True)
+        print(
+            f"indexed to block {report.head.number}: {len(adapter.positions())} positions "
+            f"({adapter.name})",
+            flush=True,
+        )
         if metrics is not None:
-            metrics.positions.set(len(indexing.book))
+            metrics.positions.set(len(adapter.positions()))
 
         def count(report: HeadReport) -> None:
             if metrics is not None:
-                metrics.observe(report, positions=len(indexing.book))
+                metrics.observe(report, positions=len(adapter.positions()))
                 if report.settled:
                     metrics.observe_ledger(bot.ledger.rows())
             if alerts is not None:

@@ -119,7 +119,9 @@ class AnvilRpc:
             [("eth_getTransactionCount", [s, "pending"]) for s in senders]
         )
         nonces = {s: to_int(c) for s, c in zip(senders, counts, strict=True)}
-        gas_limit = to_int((await self.block())["gasLimit"])
+        # The pending block carries the limit in force; the latest header may carry the
+        # one-chunk limit an earlier call mined with.
+        gas_limit = to_int((await self.block("pending"))["gasLimit"])
         await self.rpc.call("evm_setAutomine", [False])
         try:
             for i in range(0, len(txs), chunk):

@@ -49,6 +49,7 @@ class CrashSpec:
     steps_bps: Sequence[int] = (9_150, 9_150, 9_150, 9_150)  # -30% in four steps
     max_blocks_per_step: int = 6
     min_profit: str = "1"  # base currency (USD)
+    protocol: str = "aave-v3"  # or "morpho-blue": its oracles follow the Aave feeds
 
 
 @dataclass(slots=True)
@@ -102,10 +103,12 @@ async def devnet_bot(
     min_profit: str = "1",
     live: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    protocol: str = "aave-v3",
 ) -> AsyncIterator[BotService]:
     """The production bot on a devnet or fork, with a fresh key (funded with ETH) owning a
     freshly deployed liquidator; ``live=False`` leaves the key out: a dry run.
-    ``overrides`` are settings merged over the devnet's (e.g. websocket heads)."""
+    ``overrides`` are settings merged over the devnet's (e.g. websocket heads);
+    ``protocol`` picks the devnet's market the bot liquidates in."""
     account = Account.create()
     async with JsonRpcClient(url) as rpc:
         chain = Scenario(rpc, manifest).chain
@@ -120,7 +123,10 @@ async def devnet_bot(
         "executor": {"liquidator": liquidator, "private_key_env": KEY_ENV},
     }
     settings = Settings.model_validate(
-        deep_merge(deep_merge(manifest_settings(manifest.with_rpc_url(url)), ours), overrides or {})
+        deep_merge(
+            deep_merge(manifest_settings(manifest.with_rpc_url(url), protocol), ours),
+            overrides or {},
+        )
     )
     env = {KEY_ENV: account.key.hex()} if live else {}
     async with open_bot(settings, env=env) as bot:
@@ -139,7 +145,9 @@ async def run_crash(
     """Crash ``spec.symbol`` on the devnet at ``url`` while the bot liquidates."""
     async with (
         JsonRpcClient(url) as rpc,
-        devnet_bot(url, manifest, database, min_profit=spec.min_profit) as bot,
+        devnet_bot(
+            url, manifest, database, min_profit=spec.min_profit, protocol=spec.protocol
+        ) as bot,
     ):
         sc = Scenario(rpc, manifest)
         assert bot.executor.signer is not None and bot.executor.settings.liquidator
@@ -158,6 +166,8 @@ async def run_crash(
                 for i, bps in enumerate(spec.steps_bps):
                     await rpc.call("evm_setAutomine", [True])
                     price = await sc.scale_price(spec.symbol, bps)
+                    if spec.protocol == "morpho-blue":
+                        await sc.follow_aave_prices()
                     await rpc.call("evm_setAutomine", [False])
                     if on_step is not None:
                         on_step(i, price)
@@ -187,11 +197,4 @@ async def run_crash(
 
 async def profitable_left(bot: BotService, head: BlockRef) -> int:
     """How many positions the strategy would still liquidate profitably at ``head``."""
-    runner = bot.runner
-    health = await runner.monitor.on_block(head, ())
-    if not health.liquidatable:
-        return 0
-    book = bot.index.adapter.indexing.book
-    targets = {u: book.users[u] for u in health.liquidatable if u in book.users}
-    gas = runner.gas(head, health.market)
-    return len(runner.strategy.plan(await runner.strategy_input(head, health.market, targets, gas)))
+    return await bot.runner.profitable_left(head)

@@ -101,6 +101,23 @@ class Scenario:
         await self.set_morpho_price(market_id, new)
         return new
 
+    async def follow_aave_prices(self) -> None:
+        """Set every Morpho market's oracle to the Aave oracle's prices of its two tokens,
+        as a real Morpho oracle reading the same Chainlink feeds would answer."""
+        from bot.devnet.morpho import oracle_price
+
+        assert self.manifest.morpho is not None, "the devnet has no Morpho Blue"
+        for m in self.manifest.morpho.markets:
+            loan = self.manifest.reserve(m.loan_symbol)
+            coll = self.manifest.reserve(m.collateral_symbol)
+            price = oracle_price(
+                await self.price(coll.symbol),
+                coll.decimals,
+                await self.price(loan.symbol),
+                loan.decimals,
+            )
+            await self.set_morpho_price(m.id, price)
+
     # -- funds -------------------------------------------------------------------------
     async def fund(self, account: str, symbol: str, amount: int) -> None:
         """Mint ``amount`` base units of a reserve's (test) token to ``account``."""

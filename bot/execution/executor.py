@@ -13,13 +13,20 @@ crash never forgets a transaction it may have sent. Fees are EIP-1559 (base fee 
 head times two plus the priority fee, under a cap). A transaction still pending after
 ``replace_after_blocks`` is replaced once per head with fees bumped by 12.5% (what nodes
 require), as long as the worst-case gas cost stays below the expected profit.
+
+With a private relay (``bot.execution.relay``) every send goes there instead of to the
+node's mempool; receipts are still read from the node. A relay does not include a
+transaction that reverts, so one that is still pending when it would be replaced, whose
+nonce is unused and which reverts at the head (a lost race), is given up: its nonce is
+free again and it cost no gas. A send the relay did not answer (timeout, 5xx) may have
+been accepted: it is tracked as sent, not treated as rejected.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +34,11 @@ from typing import Any
 from eth_utils import keccak
 
 from bot.api import BlockRef, LiquidationPlan
-from bot.errors import ExecutionReverted, RpcError
+from bot.errors import ExecutionReverted, RpcError, RpcTransportError
 from bot.execution.guards import KillSwitch, LossGuard
 from bot.execution.keys import Signer
 from bot.execution.liquidator import LIQUIDATOR_ABI, decode_revert, encode_liquidate
+from bot.execution.relay import Relay
 from bot.ledger import Ledger, Outcome
 from bot.rpc import JsonRpcClient, to_int
 
@@ -153,14 +161,26 @@ class Executor:
         settings: ExecutorSettings,
         signer: Signer | None,
         chain_id: int,
+        calldata: Callable[[LiquidationPlan, int], bytes] | None = None,
+        *,
+        relay: Relay | None = None,
     ) -> None:
+        """``calldata``: the liquidator call for a plan and its minProfit (the protocol
+        adapter's); by default Aave's flash-loan ``liquidate`` (``liquidateFunded`` when
+        ``settings.funded``). ``relay``: send there instead of to the node's mempool."""
         self.rpc = rpc
+        self.relay = relay
+        self.calldata = calldata or (
+            lambda plan, min_profit: encode_liquidate(plan, min_profit, funded=settings.funded)
+        )
         self.ledger = ledger
         self.settings = settings
         self.signer = signer
         self.chain_id = chain_id
         self._nonces = _Nonces(rpc, signer.address) if signer else None
-        self._in_flight: dict[str, _InFlight] = {}  # by user (lower-case)
+        self._in_flight: dict[int, _InFlight] = {}  # by ledger row
+        # Settled while a reorg could still undo them: (flight, block hash, block, net).
+        self._settled: list[tuple[_InFlight, str, int, int]] = []
         self._cooldown: dict[str, int] = {}  # user -> first block it may be tried again
         self._overrides = True  # until the node rejects eth_call block overrides
         self._simulate_v1 = True  # until the node rejects eth_simulateV1
@@ -182,7 +202,8 @@ class Executor:
     def busy(self, user: str, block: int) -> bool:
         """A transaction for ``user`` is in flight, or it is cooling down after a failure."""
         u = user.lower()
-        return u in self._in_flight or self._cooldown.get(u, 0) > block
+        in_flight = any(f.user == u for f in self._in_flight.values())
+        return in_flight or self._cooldown.get(u, 0) > block
 
     def changed(self, users: Iterable[str]) -> None:
         """These positions changed on chain: a failure on their old state says nothing
@@ -217,7 +238,7 @@ class Executor:
         sender = self.signer.address if self.signer else s.owner
         txs = []
         for plan in plans:
-            data = encode_liquidate(plan, self._min_profit(plan), funded=s.funded)
+            data = self.calldata(plan, self._min_profit(plan))
             tx: dict[str, Any] = {"to": s.liquidator, "data": "0x" + data.hex()}
             if sender:
                 tx["from"] = sender
@@ -376,19 +397,17 @@ class Executor:
             # ``recover`` finds it whether or not it was sent.
             self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
             flights.append((i, flight, raw))
-        results = await self.rpc.batch(
-            [("eth_sendRawTransaction", ["0x" + raw.hex()]) for _, _, raw in flights]
-        )
+        results = await self._send_raw([raw for _, _, raw in flights], head.number)
         out: dict[int, Attempt] = {}
         gaps: list[_InFlight] = []
         for (i, flight, _), result in zip(flights, results, strict=True):
-            if isinstance(result, RpcError):
+            if isinstance(result, RpcError) and not self._maybe_sent(result):
                 self.ledger.update(flight.row, Outcome.REVERTED, reason=f"rejected: {result}")
                 self._cool(flight.user, head.number)
                 gaps.append(flight)
                 out[i] = Attempt(Outcome.REVERTED, flight.row, reason=str(result))
                 continue
-            self._in_flight[flight.user] = flight
+            self._in_flight[flight.row] = flight
             log.info(
                 "sent",
                 extra={
@@ -401,10 +420,20 @@ class Executor:
             )
             out[i] = Attempt(Outcome.SENT, flight.row, flight.tx_hash)
         if gaps:
-            await self._fill(gaps, last=first + len(flights) - 1)
+            await self._fill(gaps, last=first + len(flights) - 1, head=head.number)
         return out
 
-    async def _fill(self, rejected: Sequence[_InFlight], last: int) -> None:
+    async def _send_raw(self, raws: Sequence[bytes], head: int) -> list[Any]:
+        """Per transaction, the node's (or the relay's) answer or an ``RpcError``."""
+        if self.relay is not None:
+            return await self.relay.send(raws, head)
+        return await self.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
+
+    def _maybe_sent(self, error: RpcError) -> bool:
+        """A relay that did not answer may have taken the transaction all the same."""
+        return self.relay is not None and isinstance(error, RpcTransportError)
+
+    async def _fill(self, rejected: Sequence[_InFlight], last: int, head: int) -> None:
         """Rejected transactions leave nonce gaps that would hold every later one back:
         fill each below ``last`` with a zero-value transfer to ourselves; if that fails
         too, forget the local count and take the node's next time."""
@@ -428,9 +457,7 @@ class Executor:
             )
             for f in fill
         ]
-        results = await self.rpc.batch(
-            [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws]
-        )
+        results = await self._send_raw(raws, head)
         log.warning(
             "sends rejected",
             extra={
@@ -483,25 +510,63 @@ class Executor:
         flights = list(self._in_flight.values())
         asked = [(f, h) for f in flights for h in f.hashes]
         answers = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for _, h in asked])
-        mined: dict[str, dict[str, Any]] = {}
-        unknown: set[str] = set()
+        mined: dict[int, dict[str, Any]] = {}
+        unknown: set[int] = set()
         for (flight, tx_hash), answer in zip(asked, answers, strict=True):
             if isinstance(answer, RpcError):
                 log.warning("receipt unavailable", extra={"tx": tx_hash, "err": str(answer)})
-                unknown.add(flight.user)
+                unknown.add(flight.row)
             elif answer is not None:
                 flight.tx_hash = tx_hash  # the one that was mined
-                mined[flight.user] = answer
+                mined[flight.row] = answer
         settled = []
         for flight in flights:
-            if flight.user in mined:
-                settled.append(await self._settle(flight, mined[flight.user], head, gas))
+            if flight.row in mined:
+                settled.append(await self._settle(flight, mined[flight.row], head, gas))
             elif (
-                flight.user not in unknown
+                flight.row not in unknown
                 and head.number - flight.sent_block >= self.settings.replace_after_blocks
             ):
-                await self._replace(flight, gas)
+                dropped = await self._dropped(flight, head) if self.relay else None
+                if dropped is not None:
+                    settled.append(dropped)
+                else:
+                    await self._replace(flight, gas, head)
         return settled
+
+    async def _dropped(self, flight: _InFlight, head: BlockRef) -> Attempt | None:
+        """Relay only: give ``flight`` up when the relay can never include it. A relay
+        drops a transaction that reverts; left in flight, its nonce would stay unused and
+        hold back every later one, and fee bumps would not help. Given up when its nonce
+        is unused at ``head`` and it reverts there; None (replace it as usual) otherwise."""
+        assert self.signer is not None and self._nonces is not None
+        count = await self.rpc.call(
+            "eth_getTransactionCount", [self.signer.address, hex(head.number)]
+        )
+        if to_int(count) > flight.nonce:
+            return None  # the nonce is used: its receipt is on the way
+        tx = {
+            "from": self.signer.address,
+            "to": self.settings.liquidator,
+            "data": "0x" + flight.data.hex(),
+            "gas": hex(flight.gas_limit),
+        }
+        try:
+            await self.rpc.call("eth_call", [tx, hex(head.number)])
+        except ExecutionReverted as e:
+            reason = decode_revert(e.revert_data or "0x")
+        else:
+            return None  # it would still succeed: the relay may include a bumped one
+        del self._in_flight[flight.row]
+        self._nonces.reset()  # the node's count is the first free nonce again
+        outcome = Outcome.RACED if any(r in reason for r in RACE_REASONS) else Outcome.REVERTED
+        self.ledger.update(flight.row, outcome, reason=f"dropped by the relay: {reason}")
+        self._cool(flight.user, head.number)
+        log.info(
+            "dropped by the relay",
+            extra={"user": flight.user, "tx": flight.tx_hash, "outcome": outcome.value},
+        )
+        return Attempt(outcome, flight.row, flight.tx_hash, reason)
 
     async def recover(self) -> int:
         """Adopt the transactions the ledger holds as sent (a restart after a crash): they
@@ -527,7 +592,15 @@ class Executor:
         for i, row in enumerate(rows):
             found = txs.get(i)
             if not found:
-                self.ledger.update(row.id, Outcome.REVERTED, reason="not sent: unknown to the node")
+                # Its hash moves to the reason: it names no transaction, and the same plan
+                # signed again with the same (free) nonce has the same hash, then mined
+                # under a new row; the ledger's hashes stay one row per transaction.
+                self.ledger.update(
+                    row.id,
+                    Outcome.REVERTED,
+                    tx_hash="",
+                    reason=f"not sent: unknown to the node ({' '.join(hashes[i]) or 'no hash'})",
+                )
                 continue
             tx = found[-1]
             flight = _InFlight(
@@ -544,15 +617,75 @@ class Executor:
                 bytes.fromhex(tx["input"][2:]),
                 hashes=[t["hash"] for t in found],
             )
-            self._in_flight[flight.user] = flight
+            self._in_flight[flight.row] = flight
             adopted += 1
         log.info("recovered in-flight transactions", extra={"adopted": adopted, "rows": len(rows)})
         return adopted
 
+    def final(self, block: int) -> None:
+        """Blocks up to ``block`` can no longer be reorganised (the indexer confirmed them):
+        their settled transactions need no re-check after a reorg."""
+        self._settled = [s for s in self._settled if s[2] > block]
+
+    async def reorged(self, head: BlockRef) -> int:
+        """After a reorg, a transaction settled in a block the chain dropped is in flight
+        again, its ledger row ``sent`` until it settles anew. Nodes put the transactions
+        of dropped blocks back in their mempool; one the node no longer knows (anvil
+        forgets them) is sent again exactly as signed before (same nonce, same hash):
+        its nonce is free, and left unused it would hold back every later transaction.
+        The nonce counter restarts from the node's. Returns how many are in flight again."""
+        if not self._settled or self.signer is None or self._nonces is None:
+            return 0
+        answers = await self.rpc.batch(
+            [("eth_getTransactionReceipt", [s[0].tx_hash]) for s in self._settled]
+        )
+        kept, back = [], []
+        for entry, receipt in zip(self._settled, answers, strict=True):
+            if isinstance(receipt, RpcError) or (
+                receipt is not None and receipt["blockHash"] == entry[1]
+            ):
+                kept.append(entry)  # still canonical (or unknown for now: kept to re-check)
+            else:
+                back.append(entry)
+        self._settled = kept
+        if not back:
+            return 0
+        known = await self.rpc.batch(
+            [("eth_getTransactionByHash", [flight.tx_hash]) for flight, *_ in back]
+        )
+        resend: list[bytes] = []
+        for (flight, _, block, net), tx in zip(back, known, strict=True):
+            if tx is None:
+                flight.hashes = [flight.tx_hash]
+                resend.append(self._sign(flight))  # deterministic: the same hash again
+                flight.hashes = list(dict.fromkeys(flight.hashes))
+            self.losses.record(head.timestamp, -net)  # it is not settled any more
+            flight.sent_block = head.number
+            self._in_flight[flight.row] = flight
+            self.ledger.update(
+                flight.row,
+                Outcome.SENT,
+                tx_hash=flight.tx_hash,
+                settled_block=0,
+                gas_used=0,
+                gas_price_wei=0,
+                realized_profit=0,
+                realized_gas_cost_base=0,
+                realized_net_base=0,
+                reason=f"its block {block} was reorganised away",
+            )
+        if resend:
+            # An answer that is an error (e.g. the node put it back itself meanwhile) is
+            # left to the receipt checks and replacements of the next heads.
+            await self._send_raw(resend, head.number)
+        self._nonces.reset()
+        log.warning("reorg: transactions in flight again", extra={"back": len(back)})
+        return len(back)
+
     async def _settle(
         self, flight: _InFlight, receipt: dict[str, Any], head: BlockRef, gas: GasContext
     ) -> Attempt:
-        del self._in_flight[flight.user]
+        del self._in_flight[flight.row]
         gas_used = to_int(receipt["gasUsed"])
         price = to_int(receipt.get("effectiveGasPrice") or hex(flight.max_fee))
         gas_base = _base(gas_used * price, gas)
@@ -568,6 +701,7 @@ class Executor:
             profit = _realized_profit(receipt, self.settings.liquidator)
             net = flight.value(profit) - gas_base
             self.losses.record(head.timestamp, net)
+            self._settled.append((flight, receipt["blockHash"], block, net))
             self.ledger.update(
                 flight.row, Outcome.WON, realized_profit=profit, realized_net_base=net, **common
             )
@@ -582,6 +716,7 @@ class Executor:
             else (Outcome.REVERTED)
         )
         self.losses.record(head.timestamp, -gas_base)
+        self._settled.append((flight, receipt["blockHash"], block, -gas_base))
         self.ledger.update(
             flight.row,
             outcome,
@@ -611,7 +746,7 @@ class Executor:
             return f"replay failed: {e}"
         return None
 
-    async def _replace(self, flight: _InFlight, gas: GasContext) -> None:
+    async def _replace(self, flight: _InFlight, gas: GasContext, head: BlockRef) -> None:
         priority = -(-flight.priority_fee * REPLACEMENT_BUMP_BPS // 10_000)
         max_fee = max(
             -(-flight.max_fee * REPLACEMENT_BUMP_BPS // 10_000), 2 * gas.base_fee_wei + priority
@@ -627,7 +762,12 @@ class Executor:
         flight.max_fee, flight.priority_fee = max_fee, priority
         raw = self._sign(flight)
         try:
-            await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+            if self.relay is None:
+                await self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+            else:
+                (answer,) = await self.relay.send([raw], head.number)
+                if isinstance(answer, RpcError) and not self._maybe_sent(answer):
+                    raise answer
         except RpcError as e:
             # Usually "nonce too low": the original was mined meanwhile; the next receipt
             # check settles it.

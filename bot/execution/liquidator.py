@@ -3,6 +3,8 @@
 ``liquidate`` flash-borrows the plan's debt asset from the Aave pool, runs its
 ``liquidationCall`` steps, sells each seized collateral on its Uniswap V2 pair and sends
 the profit to the owner; ``liquidateFunded`` does the same with the owner's own funds.
+``liquidateMorpho`` liquidates a Morpho Blue position: Morpho's ``onMorphoLiquidate``
+callback hands over the collateral before the debt is pulled, so no loan is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
 from bot.abi import AbiJson, canonical_type, load_abi
+from bot.adapters.morpho_blue.types import MarketParams
 from bot.api import LiquidationPlan
 
 LIQUIDATOR_ABI = load_abi("Liquidator")
@@ -63,6 +66,31 @@ def encode_liquidate(plan: LiquidationPlan, min_profit: int, *, funded: bool = F
     steps = [(s.collateral_asset, s.user, s.debt_to_cover) for s in plan.steps]
     fn = LIQUIDATOR_ABI.fn("liquidateFunded" if funded else "liquidate")
     return fn.encode(plan.debt_asset, plan.flash_amount, steps, min_profit)
+
+
+def encode_morpho_liquidate(
+    morpho: str, params: MarketParams, plan: LiquidationPlan, min_profit: int
+) -> bytes:
+    """Calldata of ``liquidateMorpho`` on the market ``params`` for a one-step plan: Morpho
+    seizes ``collateral_seized`` from the step's user (``repaidShares = 0``: the contract
+    derives the debt from the seizure, as the plan did)."""
+    if len(plan.steps) != 1:
+        raise ValueError(f"a Morpho plan has exactly one step, got {len(plan.steps)}")
+    (step,) = plan.steps
+    if step.collateral_asset.lower() != params.collateral_token.lower():
+        raise ValueError(
+            f"step collateral {step.collateral_asset} is not the market's {params.collateral_token}"
+        )
+    if step.debt_asset.lower() != params.loan_token.lower():
+        raise ValueError(
+            f"step debt asset {step.debt_asset} is not the market's {params.loan_token}"
+        )
+    if step.collateral_seized <= 0:
+        raise ValueError(f"collateral_seized must be positive, got {step.collateral_seized}")
+    if min_profit < 0:
+        raise ValueError(f"min_profit must not be negative, got {min_profit}")
+    fn = LIQUIDATOR_ABI.fn("liquidateMorpho")
+    return fn.encode(morpho, params.as_tuple(), step.user, step.collateral_seized, 0, min_profit)
 
 
 def _format(typ: str, value: Any) -> str:

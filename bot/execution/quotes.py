@@ -1,12 +1,13 @@
 """Uniswap V2 pool state for the strategy: which pairs exist, and their reserves per block.
 
 Pairs are discovered once (``factory.getPair`` for every pair of market assets, one
-multicall); each block then costs one multicall of ``getReserves`` for all of them.
+multicall), and again for the pairs a new asset brings (``include``: a Morpho market
+created after start); each block then costs one multicall of ``getReserves`` for all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -27,9 +28,25 @@ class _Pair:
 
 
 class PairBook:
-    def __init__(self, multicall: Multicall, pairs: Sequence[_Pair]) -> None:
+    def __init__(
+        self,
+        multicall: Multicall,
+        pairs: Sequence[_Pair],
+        factory: str | None = None,
+        assets: Iterable[str] = (),
+    ) -> None:
         self.mc = multicall
         self.pairs = tuple(pairs)
+        self.factory = factory
+        self.assets = frozenset(a.lower() for a in assets)
+
+    async def include(self, assets: Iterable[str], block: int | str = "latest") -> None:
+        """Discover the pairs ``assets`` add (nothing to do, and no call, when none is new)."""
+        want = self.assets | {a.lower() for a in assets}
+        if want == self.assets or self.factory is None:
+            return
+        fresh = await PairBook.discover(self.mc, self.factory, sorted(want), block)
+        self.pairs, self.assets = fresh.pairs, want
 
     @classmethod
     async def discover(
@@ -46,7 +63,7 @@ class PairBook:
             a, b = next((a, b) for (a, b), p in zip(combos, found, strict=True) if p == address)
             t0 = token0.lower()
             pairs.append(_Pair(address, t0, b if t0 == a else a))
-        return cls(multicall, pairs)
+        return cls(multicall, pairs, factory, assets)
 
     async def quotes(self, block: int | str) -> dict[frozenset[str], PairQuote]:
         """Every pair's reserves at ``block``, keyed by its two lower-case token addresses."""

@@ -4,7 +4,9 @@ Transactions sent at one head land in the same block, one after another: a plan 
 sells WETH into the WETH/USDC pool makes the next WETH/USDC sale worse. The strategy
 prices every plan against the same pool snapshot; once a plan is taken (``commit``) its
 swaps are applied to the snapshot, and a plan that used one of those pools is planned
-again before it is handed out. A plan that is not taken changes nothing.
+again before it is handed out. A strategy with a ``committed(inp, plan)`` method also
+gets to apply the plan to the protocol state in its input (Morpho Blue: the market's
+totals). A plan that is not taken changes nothing.
 
 Re-planning is lazy: a stale plan is re-priced only when it reaches the front, so taking
 k plans out of n costs about k single-user re-plans, not k × n (at a crash, n is in the
@@ -81,6 +83,12 @@ class PlanSequence:
             k = leg_pool(leg)
             self.pairs[k] = _after_swap(self.pairs[k], leg)
             self._versions[k] = self._versions.get(k, 0) + 1
+        # Protocol state other plans read (a Morpho market's totals): the strategy says
+        # how the plan moves it. Plans on the same market trade on the same pool, so they
+        # are re-planned against it.
+        committed = getattr(self.strategy, "committed", None)
+        if committed is not None:
+            self.inp = committed(self.inp, plan)
 
     def take(self, limit: int) -> list[LiquidationPlan]:
         """Up to ``limit`` plans, each priced after the ones before it (all committed)."""

@@ -207,6 +207,11 @@ class Indexer:
             if fork < self.head:
                 dirty |= await self._rollback(fork)
                 reorged = True
+            # Its newest blocks may have been read only once: read them again first.
+            lied = await self._recheck_tip()
+            if lied is not None:
+                dirty |= await self._rollback(lied)
+                reorged = True
             self._confirm(min(self.head, confirm_to))
         if not self.tip and self.confirmed_block < confirm_to:
             dirty |= await self.backfill(confirm_to, progress)
@@ -295,6 +300,20 @@ class Indexer:
             self.tip.append(TipBlock(h, effects, _fingerprint(block_logs)))
         self.logs_seen += sum(len(by_block[h.number]) for h in headers)
         return len(headers), dirty
+
+    async def _recheck_tip(self) -> int | None:
+        """The block to roll back to when the tip's logs read again differ from what it
+        was built from (a node left some out the first time), else None."""
+        if not self.tip:
+            return None
+        logs = await self.fetcher.get(self.tip[0].ref.number, self.head)
+        by_block: dict[int, list[RawLog]] = {t.ref.number: [] for t in self.tip}
+        for lg in logs:
+            by_block.setdefault(lg.block_number, []).append(lg)
+        for t in self.tip:
+            if _fingerprint(by_block[t.ref.number]) != t.logs:
+                return t.ref.number - 1
+        return None
 
     async def _fork_point(self) -> int:
         """The newest block we hold that is still canonical."""

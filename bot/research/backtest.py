@@ -37,6 +37,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.execution.sequencing import PlanSequence
 from bot.indexer.store import Store
+from bot.plugins import load_adapter
 from bot.research.fork import ResearchFork
 from bot.research.ledger import Opportunity, ResearchLedger
 from bot.research.planner import Planner
@@ -106,7 +107,7 @@ async def run_backtest(
         ledger.bind(
             {
                 "rpc": settings.chain.rpc_url,
-                "market": settings.market.pool_addresses_provider,
+                "market": load_adapter(settings.market.protocol).identity(settings.market),
                 "from_block": str(spec.from_block),
                 "to_block": str(spec.to_block),
             },

@@ -8,28 +8,21 @@ runner's gas model); only the block is chosen by the caller instead of the head.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
+from bot.adapters.aave_v3.liquidation import GAS_UNITS_BASE, GAS_UNITS_PER_STEP
 from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 from bot.config import Settings
 from bot.execution.quotes import PairBook
-from bot.runner import RunSettings
 from bot.wiring import market_constants
 from strategies.api import CloseFactorRules, PairQuote, StrategyInput
 from strategies.default import DefaultStrategy
 
 _GWEI = Decimal(10**9)
-
-
-def _runner_default(name: str) -> int:
-    """The runner's own default (its measured gas model), not a copy of the number."""
-    value = next(f.default for f in fields(RunSettings) if f.name == name)
-    assert isinstance(value, int)
-    return value
 
 
 @dataclass(slots=True)
@@ -95,6 +88,7 @@ class Planner:
             flash_premium_bps=self.flash_premium_bps,
             min_profit_base=self.min_profit_base,
             rules=self.rules,
-            gas_units_base=_runner_default("gas_units_base"),
-            gas_units_per_step=_runner_default("gas_units_per_step"),
+            # The bot's own measured gas model, not a copy of its numbers.
+            gas_units_base=GAS_UNITS_BASE,
+            gas_units_per_step=GAS_UNITS_PER_STEP,
         )

@@ -35,10 +35,32 @@ interface IUniswapV2Factory {
     function getPair(address tokenA, address tokenB) external view returns (address pair);
 }
 
+/// @dev Morpho Blue's `MarketParams` and the one function called (`IMorpho.sol`, declared
+///      here rather than imported: the package is BUSL-1.1).
+struct MarketParams {
+    address loanToken;
+    address collateralToken;
+    address oracle;
+    address irm;
+    uint256 lltv;
+}
+
+interface IMorpho {
+    function liquidate(
+        MarketParams memory marketParams,
+        address borrower,
+        uint256 seizedAssets,
+        uint256 repaidShares,
+        bytes memory data
+    ) external returns (uint256, uint256);
+}
+
 /// @title Liquidator
 /// @notice Liquidates Aave V3 positions in one debt asset, sells the seized collateral on
 ///         Uniswap V2 pairs and sends the profit to its owner, with the debt either
-///         flash-borrowed from the pool or supplied by the owner. Holds nothing between calls.
+///         flash-borrowed from the pool or supplied by the owner. Also liquidates Morpho Blue
+///         positions, where `liquidate`'s callback hands over the collateral before the debt
+///         is pulled, so no loan is needed. Holds nothing between calls.
 contract Liquidator {
     struct Step {
         address collateralAsset;
@@ -50,6 +72,7 @@ contract Liquidator {
 
     error NotOwner();
     error NotPool();
+    error NotMorpho();
     error BadInitiator();
     error InsufficientProfit(uint256 profit, uint256 minProfit);
     error NoPair(address tokenA, address tokenB);
@@ -58,6 +81,10 @@ contract Liquidator {
     address public immutable owner;
     IPool public immutable pool;
     IUniswapV2Factory public immutable uniswapFactory;
+
+    /// @dev The Morpho of the ongoing `liquidateMorpho` (zero between calls): the only
+    ///      caller `onMorphoLiquidate` accepts.
+    address private _morpho;
 
     constructor(address pool_, address uniswapFactory_) {
         owner = msg.sender;
@@ -114,6 +141,55 @@ contract Liquidator {
         return true;
     }
 
+    /// @notice Liquidates `borrower` on the Morpho Blue market `params` (`seizedAssets` or
+    ///         `repaidShares`, exactly one non-zero, as Morpho takes them), sells the seized
+    ///         collateral on its Uniswap V2 pair with the loan token, and sends the loan
+    ///         token left after Morpho's pull to the owner.
+    function liquidateMorpho(
+        address morpho,
+        MarketParams calldata params,
+        address borrower,
+        uint256 seizedAssets,
+        uint256 repaidShares,
+        uint256 minProfit
+    ) external onlyOwner returns (uint256 profit) {
+        address loan = params.loanToken;
+        uint256 baseline = _balance(loan);
+        // The collateral held before the call is not sold: only what Morpho sends. (With
+        // equal tokens, a degenerate market, nothing is sold and the seizure is profit.)
+        address collateral = params.collateralToken;
+        bytes memory data = abi.encode(collateral, loan, _balance(collateral), baseline, minProfit);
+        _morpho = morpho;
+        (, uint256 repaid) =
+            IMorpho(morpho).liquidate(params, borrower, seizedAssets, repaidShares, data);
+        _morpho = address(0);
+        profit = _balance(loan) - baseline;
+        // The callback already enforced this; checked again after Morpho pulled its due.
+        if (profit < minProfit) revert InsufficientProfit(profit, minProfit);
+        if (profit != 0) _transfer(loan, owner, profit);
+        emit Liquidated(loan, repaid, profit);
+    }
+
+    /// @notice Morpho's liquidation callback, run with the seized collateral already here
+    ///         and before Morpho pulls `repaidAssets`: sells it and approves exactly that.
+    function onMorphoLiquidate(uint256 repaidAssets, bytes calldata data) external {
+        address morpho = _morpho; // zero outside a call, and no caller is address(0)
+        if (msg.sender != morpho) revert NotMorpho();
+        (address collateral, address loan, uint256 held, uint256 baseline, uint256 minProfit) =
+            abi.decode(data, (address, address, uint256, uint256, uint256));
+        if (collateral != loan) {
+            uint256 amountIn = _balance(collateral) - held;
+            if (amountIn != 0) _sell(collateral, loan, amountIn);
+        }
+        uint256 cost = baseline + repaidAssets;
+        uint256 balance = _balance(loan);
+        uint256 profit = balance > cost ? balance - cost : 0;
+        // Here, before Morpho's pull, so a loss reverts with this error rather than with
+        // the token's transfer failure.
+        if (balance < cost || profit < minProfit) revert InsufficientProfit(profit, minProfit);
+        _approve(loan, morpho, repaidAssets);
+    }
+
     /// @notice Sends this contract's whole balance of `token` (ETH when `token` is 0) to `to`.
     function sweep(address token, address to) external onlyOwner {
         if (token == address(0)) {
@@ -160,13 +236,13 @@ contract Liquidator {
     {
         // One allowance for all steps: the pool pulls no more than each step needs, and the
         // unspent rest tells how much debt was really repaid (a step can be capped).
-        _approve(debtAsset, available);
+        _approve(debtAsset, address(pool), available);
         for (uint256 i = 0; i < steps.length; ++i) {
             pool.liquidationCall(steps[i].collateralAsset, debtAsset, steps[i].user, steps[i].debtToCover, false);
         }
         uint256 unspent = IERC20(debtAsset).allowance(address(this), address(pool));
         repaid = available - unspent;
-        if (unspent != due) _approve(debtAsset, due);
+        if (unspent != due) _approve(debtAsset, address(pool), due);
     }
 
     /// @dev Distinct collateral assets other than the debt asset, in order of first
@@ -225,8 +301,8 @@ contract Liquidator {
         _call(token, abi.encodeWithSelector(0xa9059cbb, to, value)); // transfer
     }
 
-    function _approve(address token, uint256 value) private {
-        _call(token, abi.encodeWithSelector(0x095ea7b3, address(pool), value)); // approve
+    function _approve(address token, address spender, uint256 value) private {
+        _call(token, abi.encodeWithSelector(0x095ea7b3, spender, value)); // approve
     }
 
     /// @dev A token call that accepts tokens returning nothing, rejects ones returning

@@ -12,12 +12,14 @@ import pytest
 import pytest_asyncio
 
 from bot.abi import load_abi
+from bot.adapters.aave_v3.liquidation import AaveV3Liquidation
 from bot.adapters.aave_v3.reader import MarketState
 from bot.api import BlockRef
 from bot.chain.anvil import AnvilProcess
 from bot.devnet.crash import CrashSpec, devnet_bot, run_crash
 from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.devnet.scenario import Scenario
+from bot.execution.executor import GasContext
 from bot.execution.guards import KillSwitch
 from bot.execution.liquidator import LIQUIDATOR_ABI
 from bot.ledger import Outcome
@@ -45,11 +47,10 @@ async def plan_now(
     runner = bot.runner
     head = await head_of(rpc)
     await bot.index.indexer.sync(head.number)
-    health = await runner.monitor.on_block(head, ())
-    book = bot.index.adapter.indexing.book
-    users = sorted(health.liquidatable)[:limit]
-    gas = runner.gas(head, health.market)
-    inp = await runner.strategy_input(head, health.market, {u: book.users[u] for u in users}, gas)
+    scan = await runner.adapter.scan(head, set())
+    users = sorted(scan.liquidatable)[:limit]
+    gas = GasContext(head.base_fee, scan.native_price_base)
+    inp = await runner.planning_input(head, scan, users, gas)
     return head, inp
 
 
@@ -272,10 +273,13 @@ async def test_zero_or_stale_prices_set_their_positions_aside(
     await sc.scale_price("WBTC", 7_000)
     async with devnet_bot(fork.url, m, tmp_path / "bot.db", live=False) as bot:
         runner = bot.runner
+        liquidation = bot.index.liquidation
+        assert isinstance(liquidation, AaveV3Liquidation)
+        monitor = liquidation.monitor
         book = bot.index.adapter.indexing.book
         head = await head_of(fork_rpc)
         await bot.index.indexer.sync(head.number)
-        before = await runner.monitor.on_block(head, ())
+        before = await monitor.on_block(head, ())
         ids = {r.symbol: rid for rid, r in _by_symbol(m, before.market).items()}
 
         def holds(user: str, rid: int) -> bool:
@@ -287,7 +291,7 @@ async def test_zero_or_stale_prices_set_their_positions_aside(
         # A feed answers 0: only the positions that hold WBTC are set aside.
         await sc.set_price("WBTC", 0, align_pools=False)
         head = await head_of(fork_rpc)
-        health = await runner.monitor.on_block(head, ())
+        health = await monitor.on_block(head, ())
         assert health.unpriced == {ids["WBTC"]: "zero price"}
         assert health.set_aside and all(holds(u, ids["WBTC"]) for u in health.set_aside)
         assert health.liquidatable and not any(holds(u, ids["WBTC"]) for u in health.liquidatable)
@@ -299,7 +303,7 @@ async def test_zero_or_stale_prices_set_their_positions_aside(
         price = await sc.price("WETH")
         old = head.timestamp - 100_000
         await sc.send(m.deployer, feed, FEED.fn("setAnswerWithTimestamp"), price, old)
-        health = await runner.monitor.on_block(await head_of(fork_rpc), ())
+        health = await monitor.on_block(await head_of(fork_rpc), ())
         assert health.unpriced[ids["WETH"]].startswith("price ")
         assert not any(holds(u, ids["WETH"]) for u in health.liquidatable)
 

@@ -58,7 +58,9 @@ LIQUIDATOR = "0x00000000000000000000000000000000000b0001"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def morpho_net() -> AsyncIterator[Devnet]:
-    # No Aave borrowers: the Aave market is here for its tokens, oracle prices and pools.
+    """Its own Morpho devnet, not the session's: the random activity below draws amounts
+    from positions that other modules' liquidations would leave as dust, and it needs
+    the deployment's own history for the restart parity."""
     net = await start_devnet(DevnetSpec(borrowers=0, morpho=True))
     try:
         yield net

@@ -12,7 +12,6 @@ from bot.chain.heads import LatestHeads, ScriptedHeads
 from bot.errors import BotHalted, RpcTransportError
 from bot.execution.guards import DAY_S, KillSwitch, LossGuard
 from bot.runner import HeadReport, Runner, RunSettings
-from strategies.api import CloseFactorRules
 
 
 def test_loss_guard_trips_on_the_rolling_day_only() -> None:
@@ -43,11 +42,8 @@ class _Scripted(Runner):
     def __init__(self, fails: set[int], limit: int) -> None:
         self.settings = RunSettings(
             min_profit_base=0,
-            rules=CloseFactorRules.V3_0,
             max_plans_per_block=1,
-            native_asset=None,
             block_time_s=12,
-            flash_premium_bps=5,
             priority_fee_wei=0,
             max_consecutive_failures=limit,
         )
