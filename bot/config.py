@@ -113,16 +113,13 @@ class PluginMarketSettings(BaseModel):
     start_block: int = Field(ge=1, description="first block to index")
 
 
-BUILTIN_PROTOCOLS = ("aave-v3", "morpho-blue")
-
-
 def _market_kind(value: Any) -> str:
     protocol = (
         value.get("protocol", "aave-v3")
         if isinstance(value, Mapping)
         else getattr(value, "protocol", "aave-v3")
     )
-    return protocol if protocol in BUILTIN_PROTOCOLS else "plugin"
+    return protocol if protocol in _MARKET_MODELS else "plugin"
 
 
 _MARKET_MODELS: dict[Any, type[BaseModel]] = {

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.abi import load_abi
 from bot.adapters.aave_v3.adapter import AaveV3Adapter
 from bot.adapters.aave_v3.liquidation import AaveV3Liquidation
 from bot.api import HeadSource, LiquidationAdapter
@@ -26,7 +25,7 @@ from bot.execution.relay import Relay, RelaySettings, load_auth_key
 from bot.indexer.indexer import Indexer, IndexerSettings
 from bot.indexer.logs import WindowSettings
 from bot.ledger import Ledger
-from bot.multicall import Multicall, Read
+from bot.multicall import Multicall
 from bot.plugins import load_adapter, load_strategy
 from bot.preflight import preflight
 from bot.redact import mask_url
@@ -45,15 +44,20 @@ class IndexService:
     indexer: Indexer
 
     @property
-    def adapter(self) -> AaveV3Adapter:
-        """The Aave V3 market, for the commands that only serve Aave V3 (research,
+    def aave(self) -> AaveV3Liquidation:
+        """The Aave V3 adapter, for the commands that only serve Aave V3 (research,
         ``positions``, ``status``)."""
         if not isinstance(self.liquidation, AaveV3Liquidation):
             raise ConfigError(
                 "market.protocol",
                 f"this command supports aave-v3 markets only, not {self.liquidation.name!r}",
             )
-        return self.liquidation.market
+        return self.liquidation
+
+    @property
+    def adapter(self) -> AaveV3Adapter:
+        """The Aave V3 market (reader, indexing, multicall) of ``aave``."""
+        return self.aave.market
 
     def heads(self) -> HeadSource:
         url = self.settings.chain.ws_url or self.settings.chain.rpc_url
@@ -134,25 +138,6 @@ def adapter_context(settings: Settings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class MarketConstants:
-    """What the strategy needs of a market besides its state: read once at start."""
-
-    flash_premium_bps: int
-    base_unit: int  # the oracle's base currency unit (1e8 for USD)
-    pairs: PairBook  # the swap pools between its reserves
-
-
-async def market_constants(adapter: AaveV3Adapter, settings: Settings) -> MarketConstants:
-    mc = adapter.multicall
-    (premium,) = await mc.read([Read(adapter.reader.pool, _POOL.fn("FLASHLOAN_PREMIUM_TOTAL"))])
-    unit = await adapter.reader.base_currency_unit()
-    assets = await adapter.reader.reserves_list()
-    factory = settings.swap.uniswap_v2_factory
-    pairs = await PairBook.discover(mc, factory, assets) if factory else PairBook(mc, [])
-    return MarketConstants(int(premium), unit, pairs)
-
-
 async def pair_book(
     rpc: JsonRpcClient, adapter: LiquidationAdapter, settings: Settings
 ) -> PairBook:
@@ -168,9 +153,6 @@ class BotService:
     runner: Runner
     executor: Executor
     ledger: Ledger
-
-
-_POOL = load_abi("Pool")
 
 
 @asynccontextmanager

@@ -42,7 +42,7 @@ async def run(args: argparse.Namespace) -> int:
             else await svc.indexer.block(args.block)
         )
         await svc.indexer.sync(head.number)
-        planner = await Planner.connect(svc.adapter, settings)
+        planner = await Planner.connect(svc.aave, settings)
         asset = await resolve_asset(planner, args.asset)
         market = await svc.adapter.market(head.number)
         packed = PackedBook(svc.adapter.indexing.book.users)

@@ -19,7 +19,7 @@ A restart loads the confirmed rows and resumes after the checkpoint; the tip is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,19 +279,9 @@ class Indexer:
                 # Logs from another fork than the headers: the chain moved under us.
                 raise _Reorg(await self._fork_point())
             by_block[lg.block_number].append(lg)
-        for t in self.tip:
-            if _fingerprint(by_block[t.ref.number]) != t.logs:
-                # Same block hash, other logs: one of the two answers was a lie (a node
-                # that dropped or shifted logs). Replay from that block with this answer.
-                log.warning(
-                    "logs of a tip block changed; replaying from it",
-                    extra={
-                        "block": t.ref.number,
-                        "had": len(t.logs),
-                        "now": len(by_block[t.ref.number]),
-                    },
-                )
-                raise _Reorg(t.ref.number - 1)
+        lied = self._disagreement(by_block)
+        if lied is not None:
+            raise _Reorg(lied)
         dirty: set[Key] = set()
         for h in headers:
             block_logs = by_block[h.number]
@@ -310,8 +300,19 @@ class Indexer:
         by_block: dict[int, list[RawLog]] = {t.ref.number: [] for t in self.tip}
         for lg in logs:
             by_block.setdefault(lg.block_number, []).append(lg)
+        return self._disagreement(by_block)
+
+    def _disagreement(self, by_block: Mapping[int, Sequence[RawLog]]) -> int | None:
+        """The block to replay the tip after, when a new answer's logs for a tip block
+        differ from those it was built from (same block hash, other logs: one of the two
+        answers was a lie, a node that dropped or shifted logs); else None."""
         for t in self.tip:
-            if _fingerprint(by_block[t.ref.number]) != t.logs:
+            now = by_block.get(t.ref.number, ())
+            if _fingerprint(now) != t.logs:
+                log.warning(
+                    "logs of a tip block changed; replaying from it",
+                    extra={"block": t.ref.number, "had": len(t.logs), "now": len(now)},
+                )
                 return t.ref.number - 1
         return None
 

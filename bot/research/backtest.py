@@ -116,7 +116,7 @@ async def run_backtest(
         start = ledger.last_block or spec.from_block - 1
         _drop_stale_index(out, start)
         async with open_index(backtest_settings(settings, out)) as svc:
-            walk = _Walk(svc, ledger, spec, await Planner.connect(svc.adapter, settings))
+            walk = _Walk(svc, ledger, spec, await Planner.connect(svc.aave, settings))
             head = to_block = spec.to_block
             if (latest := (await svc.indexer.latest()).number) < to_block:
                 raise ConfigError("--to-block", f"{to_block} is past the RPC's head {latest}")

@@ -247,7 +247,7 @@ async def run_optimistic(
     async with open_index(settings.model_copy(update={"indexer": ix})) as svc:
         head = await svc.indexer.latest()
         await svc.indexer.sync(head.number)
-        planner = await Planner.connect(svc.adapter, settings)
+        planner = await Planner.connect(svc.aave, settings)
         market = await svc.adapter.market(head.number)
         positions = dict(svc.adapter.indexing.book.users)
         users = borrowers(positions, market, head.timestamp, limit)

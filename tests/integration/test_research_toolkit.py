@@ -140,7 +140,7 @@ async def test_shock_counts_match_get_user_account_data(
         async with open_index(settings_for(fm, tmp_path / "ix.db")) as svc:
             head = await svc.indexer.block(h.to_block)
             await svc.indexer.sync(head.number)
-            planner = await Planner.connect(svc.adapter, settings_for(fm))
+            planner = await Planner.connect(svc.aave, settings_for(fm))
             asset = await resolve_asset(planner, "WETH")
             market = await svc.adapter.market(head.number)
             users = sorted(svc.adapter.indexing.book.users)

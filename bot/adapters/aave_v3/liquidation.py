@@ -95,10 +95,23 @@ class AaveV3Liquidation(LiquidationAdapter):
     ) -> StrategyInput:
         health: BlockHealth = scan.snapshot
         book = self.indexing.book.users
+        return self.strategy_input(
+            health.market, {u: book[u] for u in targets if u in book}, pairs, terms
+        )
+
+    def strategy_input(
+        self,
+        market: MarketState,
+        positions: Mapping[str, UserPosition],
+        pairs: Mapping[frozenset[str], Any],
+        terms: PlanTerms,
+    ) -> StrategyInput:
+        """The strategy's input for ``positions`` on ``market`` (any market state: the
+        research tools plan on shocked and historical ones)."""
         return StrategyInput(
-            market=health.market,
+            market=market,
             ts=terms.ts,
-            positions={u: book[u] for u in targets if u in book},
+            positions=positions,
             pairs=pairs,
             gas_price_wei=terms.gas_price_wei,
             native_price_base=terms.native_price_base,

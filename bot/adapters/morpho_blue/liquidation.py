@@ -22,7 +22,7 @@ from bot.abi import AbiFunction, load_abi
 from bot.adapters.morpho_blue.indexing import NS_MARKET, NS_POSITION, MorphoBlueIndexing
 from bot.adapters.morpho_blue.math import accrue_interest, is_healthy
 from bot.adapters.morpho_blue.state import MarketState
-from bot.adapters.morpho_blue.types import Market, MarketParams, Position
+from bot.adapters.morpho_blue.types import Market
 from bot.api import (
     AdapterPlugin,
     BlockRef,
@@ -110,6 +110,13 @@ class MorphoBlueLiquidation(LiquidationAdapter):
             for u, p in book.positions.get(i, {}).items()
             if p.borrow_shares
         }
+
+    def _target(self, key: str) -> MorphoTarget | None:
+        """The position ``key`` names, if it still borrows (no full ``positions()`` pass:
+        planning reads only its few targets)."""
+        market_id, _, user = key.partition(":")
+        position = self.indexing.book.position(market_id, user)
+        return MorphoTarget(market_id, user, position) if position.borrow_shares else None
 
     def assets(self) -> Sequence[str]:
         tokens = {
@@ -209,11 +216,10 @@ class MorphoBlueLiquidation(LiquidationAdapter):
         terms: PlanTerms,
     ) -> MorphoStrategyInput:
         snap: MorphoSnapshot = scan.snapshot
-        every = self.positions()
         return MorphoStrategyInput(
             markets=snap.markets,
             ts=terms.ts,
-            positions={k: every[k] for k in targets if k in every},
+            positions={k: t for k in targets if (t := self._target(k)) is not None},
             pairs=pairs,
             base_prices=snap.base_prices,
             decimals=self.decimals,
@@ -226,13 +232,6 @@ class MorphoBlueLiquidation(LiquidationAdapter):
         market_id = plan.user.partition(":")[0]
         params = self.indexing.book.market(market_id).params
         return encode_morpho_liquidate(self.indexing.morpho, params, plan, min_profit)
-
-    def params(self, market_id: str) -> MarketParams:
-        return self.indexing.book.market(market_id).params
-
-    def position(self, key: str) -> Position:
-        market_id, _, user = key.partition(":")
-        return self.indexing.book.position(market_id, user)
 
 
 def _accrue(market: Market, ts: int, rate: int | None) -> Market:
