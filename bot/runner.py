@@ -92,8 +92,14 @@ class Runner:
         targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
         if targets:
-            inp = await self.planning_input(head, scan, targets, gas)
-            attempts = await self._execute(inp, head, gas)
+            # Read while the strategy plans (no added latency): see ``_simulation_time``.
+            latest = asyncio.create_task(self.indexer.latest())
+            try:
+                inp = await self.planning_input(head, scan, targets, gas)
+                ts = await self._simulation_time(inp.ts, head, latest)
+            finally:
+                latest.cancel()
+            attempts = await self._execute(inp, head, gas, ts)
         planned = len(attempts)
         report = HeadReport(
             head,
@@ -116,7 +122,24 @@ class Runner:
         )
         return report
 
-    async def _execute(self, inp: Any, head: BlockRef, gas: GasContext) -> list[Attempt]:
+    async def _simulation_time(
+        self, ts: int, head: BlockRef, latest: asyncio.Task[BlockRef]
+    ) -> int:
+        """The timestamp to simulate at: the plans' own (``head`` + the block time), unless
+        the chain has moved past ``head`` while we worked (a slow head, a reorg's new
+        blocks). The simulation runs on the newest state, and at a time before that
+        state's last update Aave's interest accrual underflows (``Panic(0x11)``) instead
+        of telling whether the plan still pays."""
+        try:
+            newest = await latest
+        except Exception as e:  # the plans' own time is still a fine guess
+            log.info("latest block unavailable", extra={"err": repr(e)})
+            return ts
+        if newest.number <= head.number:
+            return ts
+        return max(ts, newest.timestamp + self.settings.block_time_s)
+
+    async def _execute(self, inp: Any, head: BlockRef, gas: GasContext, ts: int) -> list[Attempt]:
         """Up to ``max_plans_per_block`` plans, priced in sending order, simulated in one
         request and sent in one batch.
 
@@ -133,7 +156,7 @@ class Runner:
             batch = PlanSequence(
                 self.strategy, replace(inp, positions={u: inp.positions[u] for u in users})
             ).take(s.max_plans_per_block - len(refused))
-            sims = await self.executor.simulate(batch, inp.ts)
+            sims = await self.executor.simulate(batch, ts)
             failed = [x for x in sims if not x.ok]
             ok = [x for x in sims if x.ok]
             refused += failed

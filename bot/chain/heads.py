@@ -3,6 +3,12 @@
 ``LatestHeads`` decouples arrival from handling: a reader task keeps only the newest head,
 so a slow handler never piles up work; heads that arrive while it runs are skipped (and
 counted) and the handler sees the newest one next.
+
+A source hands out a head when it is higher than the last one, or at the same height with
+another hash: a reorg that replaces the newest blocks without growing the chain must reach
+the indexer now, not when the next block happens to be mined. A lower head is ignored (a
+lagging replica behind a load balancer says that all the time); a reorg to a shorter chain
+is found by hash linkage once the chain grows past it.
 """
 
 from __future__ import annotations
@@ -16,9 +22,25 @@ import aiohttp
 
 from bot.api import BlockRef, HeadSource
 from bot.errors import RpcTransportError
-from bot.rpc import JsonRpcClient, to_int
+from bot.rpc import JsonRpcClient
 
 log = logging.getLogger(__name__)
+
+
+class _NewHeads:
+    """Which heads a source hands out (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.last: BlockRef | None = None
+
+    def is_new(self, head: BlockRef) -> bool:
+        last = self.last
+        if last is not None and (
+            head.number < last.number or (head.number == last.number and head.hash == last.hash)
+        ):
+            return False
+        self.last = head
+        return True
 
 
 class PollingHeads(HeadSource):
@@ -27,14 +49,13 @@ class PollingHeads(HeadSource):
     def __init__(self, rpc: JsonRpcClient, interval_s: float = 2.0) -> None:
         self.rpc = rpc
         self.interval_s = interval_s
-        self._last = -1
+        self._last = _NewHeads()
 
     async def next_head(self) -> BlockRef:
         while True:
             j = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
             head = BlockRef.from_json(j)
-            if head.number > self._last:
-                self._last = head.number
+            if self._last.is_new(head):
                 return head
             # Polling is the fallback when no subscription is available.
             await asyncio.sleep(self.interval_s)
@@ -47,7 +68,7 @@ class WebsocketHeads(HeadSource):
         self.url = url
         self._session = session
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._last = -1
+        self._last = _NewHeads()
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         if self._session is None:
@@ -74,9 +95,7 @@ class WebsocketHeads(HeadSource):
                 continue
             body = json.loads(msg.data)
             result = body.get("params", {}).get("result")
-            if result and to_int(result["number"]) > self._last:
-                head = BlockRef.from_json(result)
-                self._last = head.number
+            if result and self._last.is_new(head := BlockRef.from_json(result)):
                 return head
 
     async def close(self) -> None:

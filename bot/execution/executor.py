@@ -139,12 +139,15 @@ class _Nonces:
     address: str
     _next: int | None = field(default=None)
 
-    async def take(self, n: int = 1) -> int:
-        """The first of ``n`` consecutive nonces."""
+    async def take(self, n: int = 1, floor: int = 0) -> int:
+        """The first of ``n`` consecutive nonces, never below ``floor`` (the nonces of our
+        transactions in flight are taken whatever the node's count says: after a reorg a
+        node may count only the transactions it can mine right now)."""
         if self._next is None:
             self._next = to_int(
                 await self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
             )
+        self._next = max(self._next, floor)
         nonce = self._next
         self._next += n
         return nonce
@@ -374,7 +377,8 @@ class Executor:
     ) -> dict[int, Attempt]:
         """Sign ``go`` with consecutive nonces, record each with its hash, send in one batch."""
         assert self._nonces is not None
-        first = await self._nonces.take(len(go))
+        floor = max((f.nonce + 1 for f in self._in_flight.values()), default=0)
+        first = await self._nonces.take(len(go), floor)
         flights: list[tuple[int, _InFlight, bytes]] = []
         for k, (i, sim, gas_limit) in enumerate(go):
             plan = sim.plan
@@ -528,10 +532,10 @@ class Executor:
                 and head.number - flight.sent_block >= self.settings.replace_after_blocks
             ):
                 dropped = await self._dropped(flight, head) if self.relay else None
+                if dropped is None:
+                    dropped = await self._replace(flight, gas, head)
                 if dropped is not None:
                     settled.append(dropped)
-                else:
-                    await self._replace(flight, gas, head)
         return settled
 
     async def _dropped(self, flight: _InFlight, head: BlockRef) -> Attempt | None:
@@ -630,35 +634,29 @@ class Executor:
     async def reorged(self, head: BlockRef) -> int:
         """After a reorg, a transaction settled in a block the chain dropped is in flight
         again, its ledger row ``sent`` until it settles anew. Nodes put the transactions
-        of dropped blocks back in their mempool; one the node no longer knows (anvil
-        forgets them) is sent again exactly as signed before (same nonce, same hash):
-        its nonce is free, and left unused it would hold back every later transaction.
+        of dropped blocks back in their mempool, but not all do (anvil forgets them, and
+        with them the pool's transactions that came after): every transaction of ours in
+        flight that the node no longer knows is sent again exactly as signed before (same
+        nonce, same hash). Its nonce is free, and left unused it would hold back every
+        later transaction, or be taken by a new one while we still wait for the old.
         The nonce counter restarts from the node's. Returns how many are in flight again."""
-        if not self._settled or self.signer is None or self._nonces is None:
+        if self.signer is None or self._nonces is None:
             return 0
-        answers = await self.rpc.batch(
-            [("eth_getTransactionReceipt", [s[0].tx_hash]) for s in self._settled]
-        )
-        kept, back = [], []
-        for entry, receipt in zip(self._settled, answers, strict=True):
-            if isinstance(receipt, RpcError) or (
-                receipt is not None and receipt["blockHash"] == entry[1]
-            ):
-                kept.append(entry)  # still canonical (or unknown for now: kept to re-check)
-            else:
-                back.append(entry)
-        self._settled = kept
-        if not back:
-            return 0
-        known = await self.rpc.batch(
-            [("eth_getTransactionByHash", [flight.tx_hash]) for flight, *_ in back]
-        )
-        resend: list[bytes] = []
-        for (flight, _, block, net), tx in zip(back, known, strict=True):
-            if tx is None:
-                flight.hashes = [flight.tx_hash]
-                resend.append(self._sign(flight))  # deterministic: the same hash again
-                flight.hashes = list(dict.fromkeys(flight.hashes))
+        back: list[tuple[_InFlight, str, int, int]] = []
+        if self._settled:
+            answers = await self.rpc.batch(
+                [("eth_getTransactionReceipt", [s[0].tx_hash]) for s in self._settled]
+            )
+            kept = []
+            for entry, receipt in zip(self._settled, answers, strict=True):
+                if isinstance(receipt, RpcError) or (
+                    receipt is not None and receipt["blockHash"] == entry[1]
+                ):
+                    kept.append(entry)  # still canonical (or unknown for now: kept to re-check)
+                else:
+                    back.append(entry)
+            self._settled = kept
+        for flight, _, block, net in back:
             self.losses.record(head.timestamp, -net)  # it is not settled any more
             flight.sent_block = head.number
             self._in_flight[flight.row] = flight
@@ -674,12 +672,25 @@ class Executor:
                 realized_net_base=0,
                 reason=f"its block {block} was reorganised away",
             )
+        flights = list(self._in_flight.values())
+        known = await self.rpc.batch(
+            [("eth_getTransactionByHash", [flight.tx_hash]) for flight in flights]
+        )
+        resend: list[bytes] = []
+        for flight, tx in zip(flights, known, strict=True):
+            if tx is None:
+                resend.append(self._sign(flight))  # deterministic: the same hash again
+                flight.hashes = list(dict.fromkeys(flight.hashes))
         if resend:
             # An answer that is an error (e.g. the node put it back itself meanwhile) is
             # left to the receipt checks and replacements of the next heads.
             await self._send_raw(resend, head.number)
         self._nonces.reset()
-        log.warning("reorg: transactions in flight again", extra={"back": len(back)})
+        if back or resend:
+            log.warning(
+                "reorg: transactions in flight again",
+                extra={"back": len(back), "sent_again": len(resend)},
+            )
         return len(back)
 
     async def _settle(
@@ -746,7 +757,9 @@ class Executor:
             return f"replay failed: {e}"
         return None
 
-    async def _replace(self, flight: _InFlight, gas: GasContext, head: BlockRef) -> None:
+    async def _replace(self, flight: _InFlight, gas: GasContext, head: BlockRef) -> Attempt | None:
+        """Re-sign ``flight`` with bumped fees; an Attempt when it turns out to be lost for
+        good instead (see ``_superseded``)."""
         priority = -(-flight.priority_fee * REPLACEMENT_BUMP_BPS // 10_000)
         max_fee = max(
             -(-flight.max_fee * REPLACEMENT_BUMP_BPS // 10_000), 2 * gas.base_fee_wei + priority
@@ -757,7 +770,7 @@ class Executor:
                 "stuck, not bumped",
                 extra={"user": flight.user, "tx": flight.tx_hash, "max_fee": max_fee},
             )
-            return
+            return None
         old = (flight.tx_hash, flight.max_fee, flight.priority_fee)
         flight.max_fee, flight.priority_fee = max_fee, priority
         raw = self._sign(flight)
@@ -769,17 +782,41 @@ class Executor:
                 if isinstance(answer, RpcError) and not self._maybe_sent(answer):
                     raise answer
         except RpcError as e:
-            # Usually "nonce too low": the original was mined meanwhile; the next receipt
-            # check settles it.
             flight.tx_hash, flight.max_fee, flight.priority_fee = old
+            flight.hashes.pop()
             log.warning("replacement rejected", extra={"user": flight.user, "err": str(e)})
-            return
+            if "nonce too low" in str(e).lower():
+                return await self._superseded(flight, head)
+            return None
         flight.replaced += 1
         # Both hashes stay in the ledger's reason until one is mined (``recover`` needs them).
         self.ledger.update(
             flight.row, Outcome.SENT, tx_hash=flight.tx_hash, reason=f"replaces {old[0]}"
         )
         log.info("replaced", extra={"user": flight.user, "old": old[0], "tx": flight.tx_hash})
+        return None
+
+    async def _superseded(self, flight: _InFlight, head: BlockRef) -> Attempt | None:
+        """The node says ``flight``'s nonce is used. Mined meanwhile: None, the next receipt
+        check settles it. Otherwise another transaction took the nonce (one of ours sent
+        while the node had forgotten this one, or another process with the same key): it
+        can never be mined, so its row is given up, or the bot would bump it forever."""
+        assert self._nonces is not None
+        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in flight.hashes])
+        if any(r is not None for r in receipts):
+            return None  # mined, or unknown for now: the next heads look again
+        del self._in_flight[flight.row]
+        self._nonces.reset()
+        reason = f"dropped: nonce {flight.nonce} was used by another transaction"
+        self.ledger.update(
+            flight.row,
+            Outcome.REVERTED,
+            tx_hash="",
+            reason=f"{reason} ({' '.join(flight.hashes)})",
+        )
+        self._cool(flight.user, head.number)
+        log.warning("superseded", extra={"user": flight.user, "nonce": flight.nonce})
+        return Attempt(Outcome.REVERTED, flight.row, "", reason)
 
 
 def _base(wei: int, gas: GasContext) -> int:

@@ -153,6 +153,10 @@ class Indexer:
         chain's (fetched with the window's last header in one round trip): a sample, since
         confirmed history does not reorganise and a full header check per block would
         double a mainnet backfill's traffic.
+
+        The same round trip re-reads the checkpoint's header: windows are not hash-linked
+        to each other, so a reorg deeper than ``confirmations`` that happens during the
+        backfill would otherwise leave the windows already written on the dropped fork.
         """
         stray = [lg.block_number for lg in logs if not first <= lg.block_number <= last]
         if stray:
@@ -160,13 +164,18 @@ class Indexer:
                 "eth_getLogs", f"logs of block {stray[0]} answered for window {first}-{last}"
             )
         samples = {lg.block_number: lg.block_hash for lg in (logs[0], logs[-1])} if logs else {}
+        anchor = self.checkpoint
         numbers = [last, *sorted(samples.keys() - {last})]
+        if anchor is not None:
+            numbers.append(anchor.number)
         headers = await self.rpc.batch_strict(
             [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
         )
         if any(h is None for h in headers):
             raise RpcTransportError("eth_getBlockByNumber", f"a block of {first}-{last} is missing")
         refs = {ref.number: ref for ref in map(BlockRef.from_json, headers)}
+        if anchor is not None and refs[anchor.number].hash != anchor.hash:
+            raise ReorgTooDeep(anchor)
         for number, block_hash in samples.items():
             if refs[number].hash.lower() != block_hash.lower():
                 raise RpcTransportError(

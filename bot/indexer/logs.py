@@ -123,3 +123,7 @@ class LogFetcher:
         finally:
             if not pending.done():
                 pending.cancel()
+            elif not pending.cancelled():
+                # The window fetched ahead failed after its consumer stopped: that is not
+                # news (asyncio would log it as "never retrieved").
+                pending.exception()

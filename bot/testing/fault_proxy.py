@@ -42,6 +42,8 @@ class Fault(enum.Enum):
     HTTP_5XX = "http_5xx"  # HTTP ``status`` (500..599) with a short text body
     HTTP_429 = "http_429"  # HTTP 429 with ``Retry-After: retry_after_s``
     DROP = "drop"  # the connection is closed without any response
+    PARTIAL_BATCH = "partial_batch"  # the first ``keep`` calls go upstream, then no answer
+    # (as TIMEOUT): a batch the node took only part of before the link or the client died
     TRUNCATED = "truncated"  # HTTP 200 with the first half of the upstream's answer
     GARBAGE = "garbage"  # HTTP 200 with ``body`` (default: an HTML error page)
     FROZEN_HEAD = "frozen_head"  # "latest" stays at ``head`` (default: upstream head now);
@@ -59,6 +61,7 @@ TRANSPORT = frozenset(
         Fault.HTTP_5XX,
         Fault.HTTP_429,
         Fault.DROP,
+        Fault.PARTIAL_BATCH,
         Fault.TRUNCATED,
         Fault.GARBAGE,
     }
@@ -87,6 +90,7 @@ class Rule:
     chain_id: int | None = None
     shift: int = -1
     head: int | None = None
+    keep: int = 1
     hits: int = 0
 
     @property
@@ -178,6 +182,7 @@ class FaultProxy:
         chain_id: int | None = None,
         shift: int = -1,
         head: int | None = None,
+        keep: int = 1,
     ) -> Rule:
         """Schedule ``fault`` for the next ``times`` matching requests (None: until
         ``clear``). Returns the rule, whose ``hits`` say how often it acted."""
@@ -194,7 +199,7 @@ class FaultProxy:
         else:
             allowed = _LYING_METHODS[fault]
         rule = Rule(
-            fault, times, allowed, delay_s, status, retry_after_s, body, chain_id, shift, head
+            fault, times, allowed, delay_s, status, retry_after_s, body, chain_id, shift, head, keep
         )
         self.rules.append(rule)
         return rule
@@ -230,6 +235,9 @@ class FaultProxy:
         )
         if rule is not None:
             rule.hits += 1
+            if rule.fault is Fault.PARTIAL_BATCH:
+                await self._post(json.dumps(calls[: rule.keep] if batch else calls[0]).encode())
+                return await self._hang(rule, request)
             early = await self._before_upstream(rule, request)
             if early is not None:
                 return early
@@ -250,11 +258,7 @@ class FaultProxy:
             case Fault.DELAY:
                 await asyncio.sleep(rule.delay_s or 0.0)
             case Fault.TIMEOUT:
-                # Wake up when the proxy closes, so that shutting down does not wait for
-                # hung handlers; then drop, as a load balancer giving up would.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), rule.delay_s)
-                return self._drop(request)
+                return await self._hang(rule, request)
             case Fault.HTTP_5XX:
                 return web.Response(status=rule.status, text=f"injected HTTP {rule.status}")
             case Fault.HTTP_429:
@@ -268,6 +272,13 @@ class FaultProxy:
             case Fault.GARBAGE:
                 return web.Response(status=200, body=rule.body, content_type="text/html")
         return None
+
+    async def _hang(self, rule: Rule, request: web.Request) -> web.StreamResponse:
+        # Wake up when the proxy closes, so that shutting down does not wait for hung
+        # handlers; then drop, as a load balancer giving up would.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), rule.delay_s)
+        return self._drop(request)
 
     @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from aave_parity import make_indexer
 from eth_account import Account
+from eth_utils import keccak
 from operator_cli import clean_env, market_toml
 from test_bot_execution import crashed, head_of  # noqa: F401 - the fixture is used by name
 
@@ -204,7 +205,9 @@ class Cli:
 # --- 1. kill -9 of `liqbot run` ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("kill_when", ["first row recorded", "sent to the node"])
+@pytest.mark.parametrize(
+    "kill_when", ["first row recorded", "sent to the node", "batch partly sent"]
+)
 async def test_kill_9_mid_head_then_restart_sends_nothing_twice(
     fork: AnvilProcess,
     fork_rpc: JsonRpcClient,
@@ -219,10 +222,19 @@ async def test_kill_9_mid_head_then_restart_sends_nothing_twice(
     await sc.chain.auto_impersonate(False)
     db = tmp_path / "liqbot.db"
     cfg = tmp_path / "liqbot.toml"
-    cfg.write_text(market_toml(m, fork.url, db) + f'\n[executor]\nliquidator = "{liquidator}"\n')
+    proxy = FaultProxy(fork.url)
+    await proxy.start()
+    cfg.write_text(market_toml(m, proxy.url, db) + f'\n[executor]\nliquidator = "{liquidator}"\n')
     args, env = ["run", "--config", str(cfg)], {"LIQBOT_PRIVATE_KEY": account.key.hex()}
     nonce0 = await nonce_of(fork_rpc, account.address)
     sent_rows = "outcome = 'sent' AND tx_hash != ''"
+    # The node takes the first two transactions of the batch; the bot dies waiting for
+    # the answer, never knowing which ones arrived.
+    half_sent = proxy.inject(
+        Fault.PARTIAL_BATCH, keep=2, times=1, methods={"eth_sendRawTransaction"}
+    )
+    if kill_when != "batch partly sent":
+        proxy.clear()
 
     # The driver owns the clock: nothing is mined unless the test mines it.
     await fork_rpc.call("evm_setAutomine", [False])
@@ -230,8 +242,13 @@ async def test_kill_9_mid_head_then_restart_sends_nothing_twice(
     try:
         if kill_when == "first row recorded":  # a row with its hash, maybe not sent yet
             await bot.until(lambda: ledger_rows(db, sent_rows), 60, "sent ledger row")
-        else:  # the batch reached the node; the bot has not seen a receipt
+        elif kill_when == "sent to the node":  # the bot has not seen a receipt
             await bot.until(lambda: pending(fork_rpc), 60, "transaction in the pool")
+        else:
+            await bot.until(lambda: half_sent.hits, 60, "a batch of sends")
+            assert await pending(fork_rpc) == 2
+            assert len(ledger_rows(db, sent_rows)) > 2  # more were signed and recorded
+            proxy.clear()
         assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
         at_kill = len(ledger_rows(db, sent_rows))
         # Rows recorded, whose hash the process may not have written yet.
@@ -262,6 +279,7 @@ async def test_kill_9_mid_head_then_restart_sends_nothing_twice(
     finally:
         if bot.proc.returncode is None:
             await bot.stop(signal.SIGKILL)
+        await proxy.close()
         await fork_rpc.call("evm_setAutomine", [True])
     assert account.key.hex().removeprefix("0x") not in bot.output
 
@@ -322,15 +340,21 @@ async def test_kill_9_mid_backfill_then_restart_equals_a_fresh_index(
 # --- 2. reorgs under the running bot ------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", [1, 3, 6, 10])
+@pytest.mark.parametrize(
+    ("depth", "remempool"), [(1, False), (3, False), (6, False), (10, False), (3, True)]
+)
 async def test_reorg_dropping_our_transactions_sends_them_again(
     origin_rpc: JsonRpcClient,
     devnet_url: str,
     manifest: Manifest,
     tmp_path: Path,
     depth: int,
+    remempool: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """anvil forgets the transactions of the blocks it drops: the bot sends them again.
+    ``remempool``: a node that puts them back in its mempool itself (as geth does); the bot
+    then sends nothing again and they are mined once all the same."""
     sc = Scenario(origin_rpc, manifest)
     await sc.scale_price("WETH", 7_600)  # ETH -24%
     deep = {"indexer": {"confirmations": 12}}
@@ -359,12 +383,30 @@ async def test_reorg_dropping_our_transactions_sends_them_again(
             dropped = [r for r in bot.ledger.rows() if r.settled_block > head.number - depth]
             assert dropped and {r.outcome for r in dropped} == {"won"}
             nonce_before = await nonce_of(origin_rpc, signer.address)
+            raws = [
+                await origin_rpc.call("eth_getRawTransactionByHash", [r.tx_hash]) for r in dropped
+            ]
 
             await origin_rpc.call("anvil_reorg", [depth, []])
             assert await nonce_of(origin_rpc, signer.address) == nonce_before - len(dropped)
+            if remempool:
+                for raw in raws:
+                    await origin_rpc.call("eth_sendRawTransaction", [raw])
+            sent: set[str] = set()
+            send_raw = bot.executor._send_raw
+
+            async def counted(raws: Sequence[bytes], head: int) -> list[Any]:
+                sent.update("0x" + keccak(r).hex() for r in raws)
+                return await send_raw(raws, head)
+
+            monkeypatch.setattr(bot.executor, "_send_raw", counted)
             head = await head_of(origin_rpc)
             await runner.handle(head)
+            monkeypatch.undo()
             assert syncs[-1].reorged
+            # Only what the node forgot is sent again.
+            again = {r.tx_hash for r in dropped} & sent
+            assert len(again) == (0 if remempool else len(dropped))
             again = {r.id for r in bot.ledger.rows() if "reorganised away" in r.reason}
             assert again == {r.id for r in dropped}
             for _ in range(MAX_BLOCKS):
@@ -396,10 +438,85 @@ async def test_reorg_dropping_our_transactions_sends_them_again(
         by_row = {r.id: r for r in rows}
         won_again = sum(by_row[r.id].outcome == Outcome.WON for r in dropped)
         print(
-            f"\nreorg depth {depth}: {len(dropped)} mined transactions dropped, all sent "
-            f"again ({won_again} won again); {sum(r.outcome == 'won' for r in rows)} won "
+            f"\nreorg depth {depth}: {len(dropped)} mined transactions dropped, "
+            f"{'put back by the node' if remempool else 'all sent again by the bot'} "
+            f"({won_again} won again); {sum(r.outcome == 'won' for r in rows)} won "
             f"in all, nonce delta {delta}, {len(rows)} rows"
         )
+
+
+async def test_reorg_at_the_same_height_reaches_liqbot_run_through_polling(
+    origin_rpc: JsonRpcClient, devnet_url: str, manifest: Manifest, tmp_path: Path
+) -> None:
+    """``liqbot run`` on an http URL polls its heads. ``anvil_reorg`` replaces the newest
+    blocks, ours among them, without growing the chain: the poll sees the same height with
+    another hash and hands that head over at once (not when a next block is mined). The
+    bot rolls back, sends the dropped transactions again, and ends with a state equal to a
+    fresh index and every transaction of its own accounted for."""
+    depth = 3
+    sc = Scenario(origin_rpc, manifest)
+    await sc.scale_price("WETH", 7_600)  # ETH -24%
+    account = Account.create()
+    await sc.fund_eth(account.address, 100 * 10**18)
+    liquidator = await deploy_liquidator(
+        sc.chain, account.address, manifest.aave.pool, manifest.uniswap.factory
+    )
+    await sc.chain.auto_impersonate(False)
+    db = tmp_path / "liqbot.db"
+    cfg = tmp_path / "liqbot.toml"
+    cfg.write_text(
+        market_toml(manifest, devnet_url, db)
+        + f'\n[executor]\nliquidator = "{liquidator}"\ncooldown_blocks = 1\n'
+    )
+    env = {"LIQBOT_PRIVATE_KEY": account.key.hex()}
+    nonce0 = await nonce_of(origin_rpc, account.address)
+    await origin_rpc.call("evm_setAutomine", [False])
+    bot = await Cli.start(["run", "--config", str(cfg)], tmp_path, env)
+    try:
+        head = await head_of(origin_rpc)
+        await bot.until(lambda: bot.line(_BLOCK_LINE.format(n=head.number)), 60, "first head")
+        for _ in range(depth):
+            head = await next_block(origin_rpc, head)
+            await bot.until(partial(bot.line, _BLOCK_LINE.format(n=head.number)), 30, "a head")
+        won = "outcome = 'won'"
+        mined = await bot.until(lambda: ledger_rows(db, won), 30, "a won row")
+        await origin_rpc.call("anvil_reorg", [depth, []])
+        assert (await head_of(origin_rpc)).number == head.number  # no block was added
+        await bot.until(lambda: bot.line(r"reorg: rolling back"), 30, "the reorg noticed")
+        await bot.until(
+            lambda: len(ledger_rows(db, "reason LIKE '%reorganised away%'")) == len(mined),
+            30,
+            "the dropped transactions sent again",
+        )
+        quiet = 0
+        for _ in range(MAX_BLOCKS):
+            head = await next_block(origin_rpc, head)
+            pattern = _BLOCK_LINE.format(n=head.number)
+            done = await bot.until(partial(bot.line, pattern), 30, f"block {head.number}")
+            idle = done[1] == "0" and not ledger_rows(db, "outcome = 'sent'")
+            quiet = quiet + 1 if idle else 0
+            if quiet == 2:  # a user cooling down after a failure (1 block) was tried again
+                break
+        else:
+            pytest.fail("the bot still had work after the reorg:\n" + bot.output[-4000:])
+        assert await bot.stop(signal.SIGINT) == 0, bot.output[-4000:]
+    finally:
+        if bot.proc.returncode is None:
+            await bot.stop(signal.SIGKILL)
+        await origin_rpc.call("anvil_dropAllTransactions", [])
+        await origin_rpc.call("evm_setAutomine", [True])
+    with Ledger(db) as ledger:
+        rows = ledger.rows()
+    delta = await nonce_of(origin_rpc, account.address) - nonce0
+    assert await assert_accounted(rows, delta) == 0
+    cp = await same_rows_as_fresh(origin_rpc, manifest, db, tmp_path)
+    async with devnet_bot(devnet_url, manifest, tmp_path / "check.db", live=False) as check:
+        assert await profitable_left(check, await head_of(origin_rpc)) == 0
+    print(
+        f"\nreorg depth {depth} under liqbot run (polling): {len(mined)} mined transactions "
+        f"dropped and sent again; {sum(r.outcome == 'won' for r in rows)} won, nonce delta "
+        f"{delta}, {len(rows)} rows; indexed state = fresh index at checkpoint {cp}"
+    )
 
 
 # --- 3. a price move between simulation and inclusion --------------------------------------

@@ -4,14 +4,17 @@ state as a fresh re-index."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aave_parity import assert_parity, make_indexer
 
 from bot.abi import load_abi
+from bot.api import BlockRef
 from bot.chain.anvil import AnvilProcess
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
+from bot.errors import RpcTransportError
 from bot.indexer.indexer import ReorgTooDeep
 from bot.indexer.logs import WindowSettings
 from bot.indexer.store import Store
@@ -180,3 +183,73 @@ async def test_tip_replays_logs_a_lagging_replica_left_out(
         assert who in adapter.indexing.book.users
         await assert_parity(fork_rpc, manifest, adapter, report.head.number)
         await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)
+
+
+async def _backfill_with_reorg(
+    rpc: JsonRpcClient, manifest: Manifest, *, confirmations: int, depth: int, at: int
+) -> tuple[object, object]:
+    """An indexer backfilling in windows of 4 blocks; when it reaches block ``at``, the
+    chain's last ``depth`` blocks are replaced by empty ones (a reorg mid-backfill)."""
+    indexer, adapter = await make_indexer(
+        rpc, manifest, confirmations=confirmations, window=WindowSettings(initial=4, maximum=4)
+    )
+    check = indexer._check_window
+    reorged: list[int] = []
+
+    async def reorg_at(first: int, last: int, logs: Any) -> BlockRef:
+        if last >= at and not reorged:
+            await rpc.call("anvil_reorg", [depth, []])
+            reorged.append(last)
+        return await check(first, last, logs)
+
+    indexer._check_window = reorg_at  # type: ignore[method-assign]
+    return indexer, adapter
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6, 10])
+async def test_reorg_during_backfill_equals_a_fresh_index(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest, depth: int
+) -> None:
+    """Backfill reads only blocks ``confirmations`` deep, so a reorg no deeper than that
+    during a backfill changes blocks it has not read yet: the result (backfill, then
+    following the head) equals a fresh index of the reorganised chain."""
+    who = "0x00000000000000000000000000000000000b0006"
+    await _activity(fork_scenario, manifest, who, blocks=12)
+    head = int(await fork_rpc.call("eth_blockNumber"), 16)
+    indexer, adapter = await _backfill_with_reorg(
+        fork_rpc, manifest, confirmations=12, depth=depth, at=head - 20
+    )
+    await indexer.sync(head)
+    assert indexer.checkpoint is not None and indexer.checkpoint.number == head - 12
+    report = await indexer.sync()
+    assert report.head.number == head
+    await assert_parity(fork_rpc, manifest, adapter, head)
+    await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)
+
+
+async def test_reorg_below_written_windows_during_backfill_is_fatal(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    """A reorg deeper than ``confirmations`` while backfilling drops blocks of windows
+    already written. The window in hand fails its hash sample (a transient error: the run
+    loop retries at the next head); the retry re-reads the checkpoint's header with its
+    first window and stops with ``ReorgTooDeep``, instead of writing the new fork on top
+    of the old one (whose final checkpoint alone would look canonical)."""
+    await _activity(fork_scenario, manifest, "0x00000000000000000000000000000000000b0007", 12)
+    head = int(await fork_rpc.call("eth_blockNumber"), 16)
+    indexer, _ = await _backfill_with_reorg(
+        fork_rpc, manifest, confirmations=2, depth=10, at=head - 8
+    )
+    errors: list[str] = []
+    for _ in range(3):
+        try:
+            await indexer.sync()
+        except ReorgTooDeep as e:
+            assert "re-index" in str(e)
+            break
+        except RpcTransportError as e:
+            errors.append(str(e))
+    else:
+        pytest.fail(f"the backfill went on over the dropped fork: {errors}")
+    assert indexer.checkpoint is not None
+    assert head - 10 < indexer.checkpoint.number < head - 2

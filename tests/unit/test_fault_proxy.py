@@ -129,6 +129,19 @@ async def test_timeout_hangs_past_the_client_timeout(proxied: Env) -> None:
     assert await result(proxied, "eth_chainId") == hex(CHAIN_ID)
 
 
+async def test_partial_batch_forwards_the_first_calls_then_hangs(proxied: Env) -> None:
+    up, proxy, http = proxied
+    rule = proxy.inject(Fault.PARTIAL_BATCH, keep=2, times=1, delay_s=0.3)
+    batch = [req("eth_sendRawTransaction", [f"0x0{i}"], rid=i) for i in range(5)]
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.post(proxy.url, data=json.dumps(batch)) as resp:
+            await resp.read()
+    assert rule.hits == 1
+    assert json.loads(up.received[-1]) == batch[:2]  # the node got exactly the first two
+    status, body, _ = await post(proxied, batch)
+    assert status == 200 and len(json.loads(body)) == 5
+
+
 async def test_http_5xx(proxied: Env) -> None:
     proxied[1].inject(Fault.HTTP_5XX, status=502, times=1)
     status, body, _ = await post(proxied, req("eth_chainId"))
