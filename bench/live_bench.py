@@ -15,6 +15,10 @@ fresh flash-loan liquidator), switches anvil to interval mining and runs both si
 * race: who wins each ``LiquidationCall`` (the event's ``liquidator``: liqbot's contract or
   the baseline's account) until ``--after`` blocks past the update.
 
+``--solo`` runs liqbot without the baseline: the reaction as the chain alone allows it
+(with the baseline, both bots and anvil share 2 cores, and the baseline's per-block
+``getUserAccountData`` sweep keeps anvil busy for most of each block at 10,000 borrowers).
+
 Then, in a child process, peak RSS while holding ``--memory`` positions (real devnet
 positions replicated, each a distinct object) in a ``Book`` and a ``PackedBook``.
 """
@@ -159,8 +163,7 @@ async def _race(
                 while not (  # noqa: ASYNC110
                     reports
                     and reports[-1].head.number >= start + 2
-                    and base.blocks
-                    and base.blocks[-1][0] >= start + 2
+                    and (a.solo or (base.blocks and base.blocks[-1][0] >= start + 2))
                 ):
                     await asyncio.sleep(0.1)
             h0 = to_int(await setup.call("eth_blockNumber"))
@@ -203,7 +206,8 @@ async def _race(
 
     async with LatestHeads(heads_src) as heads, asyncio.TaskGroup() as tg:
         tg.create_task(bot.runner.run(heads, stop, reports.append))
-        tg.create_task(base.run(stop))
+        if not a.solo:
+            tg.create_task(base.run(stop))
         tg.create_task(drive())
     await setup.call("evm_setIntervalMining", [0])
     await setup.call("evm_setAutomine", [True])
@@ -470,6 +474,9 @@ if __name__ == "__main__":
     ap.add_argument("--after", type=int, default=8, help="blocks watched after the update")
     ap.add_argument("--max-plans", type=int, default=64, help="liqbot max_plans_per_block")
     ap.add_argument("--memory", type=int, default=100_000, help="positions; 0: skip")
+    ap.add_argument(
+        "--solo", action="store_true", help="liqbot alone (reaction without a competitor)"
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.api import BlockRef, LiquidationAdapter, PlanTerms, Scan
+from bot.api import BlockRef, LiquidationAdapter, LiquidationPlan, PlanTerms, Scan
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
 from bot.execution.executor import Attempt, Executor, GasContext, Simulation
 from bot.execution.quotes import PairBook
 from bot.execution.sequencing import PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
+from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient
 from strategies.api import Strategy
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Simulation rounds per head: the first, and re-plans after failures that moved shared pools.
 _ROUNDS = 3
+_FIRST_BATCH = 8  # plans of a head sent before the rest are priced
+_GONE = frozenset({Outcome.SENT, Outcome.DRY_RUN})  # later plans are priced after these
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,23 +143,55 @@ class Runner:
         return max(ts, newest.timestamp + self.settings.block_time_s)
 
     async def _execute(self, inp: Any, head: BlockRef, gas: GasContext, ts: int) -> list[Attempt]:
-        """Up to ``max_plans_per_block`` plans, priced in sending order, simulated in one
-        request and sent in one batch.
+        """Up to ``max_plans_per_block`` plans, priced in sending order.
+
+        The first ``_FIRST_BATCH`` are simulated and sent before the rest are priced: at a
+        crash with hundreds of targets, pricing all of them first would hold back the
+        most profitable ones past the next block. The rest follow in a second batch,
+        priced after the first batch's swaps (and simulated on a pending state that holds
+        it), so each prediction stays exact.
+        """
+        budget = self.settings.max_plans_per_block
+        attempts: list[Attempt] = []
+        done: set[str] = set()
+        committed: list[LiquidationPlan] = []
+        size = min(budget, _FIRST_BATCH)
+        while size > 0:
+            sims = await self._batch(inp, done, committed, size, ts)
+            got = await self.executor.submit(sims, head, gas)
+            attempts += got
+            done |= {x.plan.user for x in sims}
+            committed += [x.plan for x, a in zip(sims, got, strict=True) if a.outcome in _GONE]
+            if len(sims) < size:
+                break  # nothing left to plan
+            size = budget - len(attempts)
+        return attempts
+
+    async def _batch(
+        self,
+        inp: Any,
+        done: set[str],
+        committed: Sequence[LiquidationPlan],
+        limit: int,
+        ts: int,
+    ) -> list[Simulation]:
+        """Up to ``limit`` plans for the users not in ``done``, priced after ``committed``
+        (sent earlier at this head), simulated in one request.
 
         A plan whose simulation fails is not sent, so when it shared a pool with plans
         after it, those were priced for a pool it would have moved: they are planned and
         simulated again without it (at most ``_ROUNDS`` times), which keeps each sent
         plan's prediction exact to the wei.
         """
-        s = self.settings
         refused: list[Simulation] = []
         ok: list[Simulation] = []
         for round_ in range(_ROUNDS):
-            users = {u for u in inp.positions if u not in {r.plan.user for r in refused}}
-            batch = PlanSequence(
-                self.strategy, replace(inp, positions={u: inp.positions[u] for u in users})
-            ).take(s.max_plans_per_block - len(refused))
-            sims = await self.executor.simulate(batch, ts)
+            skip = done | {r.plan.user for r in refused}
+            users = {u: p for u, p in inp.positions.items() if u not in skip}
+            seq = PlanSequence(self.strategy, replace(inp, positions=users))
+            for plan in committed:
+                seq.commit(plan)
+            sims = await self.executor.simulate(seq.take(limit - len(refused)), ts)
             failed = [x for x in sims if not x.ok]
             ok = [x for x in sims if x.ok]
             refused += failed
@@ -165,7 +200,7 @@ class Runner:
                 break
             if not any(leg_pool(leg) in moved for x in ok for leg in x.plan.swaps):
                 break
-        return await self.executor.submit(refused + ok, head, gas)
+        return refused + ok
 
     async def planning_input(
         self, head: BlockRef, scan: Scan, targets: Sequence[str], gas: GasContext
