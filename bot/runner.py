@@ -155,13 +155,17 @@ class Runner:
         attempts: list[Attempt] = []
         done: set[str] = set()
         committed: list[LiquidationPlan] = []
+        seq: PlanSequence | None = None
         size = min(budget, _FIRST_BATCH)
         while size > 0:
-            sims = await self._batch(inp, done, committed, size, ts)
+            sims, seq = await self._batch(inp, done, committed, size, ts, seq)
             got = await self.executor.submit(sims, head, gas)
             attempts += got
             done |= {x.plan.user for x in sims}
-            committed += [x.plan for x, a in zip(sims, got, strict=True) if a.outcome in _GONE]
+            gone = [x.plan for x, a in zip(sims, got, strict=True) if a.outcome in _GONE]
+            committed += gone
+            if len(gone) != sum(x.ok for x in sims):
+                seq = None  # it committed a plan that was not sent
             if len(sims) < size:
                 break  # nothing left to plan
             size = budget - len(attempts)
@@ -174,23 +178,29 @@ class Runner:
         committed: Sequence[LiquidationPlan],
         limit: int,
         ts: int,
-    ) -> list[Simulation]:
+        seq: PlanSequence | None,
+    ) -> tuple[list[Simulation], PlanSequence | None]:
         """Up to ``limit`` plans for the users not in ``done``, priced after ``committed``
-        (sent earlier at this head), simulated in one request.
+        (sent earlier at this head), simulated in one request. ``seq``: the sequence the
+        previous batch took its plans from, when its state is still ``committed`` (it
+        goes on where it stopped instead of pricing every user again).
 
         A plan whose simulation fails is not sent, so when it shared a pool with plans
         after it, those were priced for a pool it would have moved: they are planned and
         simulated again without it (at most ``_ROUNDS`` times), which keeps each sent
-        plan's prediction exact to the wei.
+        plan's prediction exact to the wei. Returns the simulations, and the sequence
+        when every plan it committed passed (None: the next batch starts afresh).
         """
         refused: list[Simulation] = []
         ok: list[Simulation] = []
+        failed: list[Simulation] = []
         for round_ in range(_ROUNDS):
-            skip = done | {r.plan.user for r in refused}
-            users = {u: p for u, p in inp.positions.items() if u not in skip}
-            seq = PlanSequence(self.strategy, replace(inp, positions=users))
-            for plan in committed:
-                seq.commit(plan)
+            if seq is None or round_ > 0:
+                skip = done | {r.plan.user for r in refused}
+                users = {u: p for u, p in inp.positions.items() if u not in skip}
+                seq = PlanSequence(self.strategy, replace(inp, positions=users))
+                for plan in committed:
+                    seq.commit(plan)
             sims = await self.executor.simulate(seq.take(limit - len(refused)), ts)
             failed = [x for x in sims if not x.ok]
             ok = [x for x in sims if x.ok]
@@ -200,7 +210,7 @@ class Runner:
                 break
             if not any(leg_pool(leg) in moved for x in ok for leg in x.plan.swaps):
                 break
-        return refused + ok
+        return refused + ok, None if failed else seq
 
     async def planning_input(
         self, head: BlockRef, scan: Scan, targets: Sequence[str], gas: GasContext

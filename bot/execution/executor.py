@@ -561,16 +561,22 @@ class Executor:
             reason = decode_revert(e.revert_data or "0x")
         else:
             return None  # it would still succeed: the relay may include a bumped one
-        del self._in_flight[flight.row]
-        self._nonces.reset()  # the node's count is the first free nonce again
         outcome = Outcome.RACED if any(r in reason for r in RACE_REASONS) else Outcome.REVERTED
+        self._give_up(flight, head)
         self.ledger.update(flight.row, outcome, reason=f"dropped by the relay: {reason}")
-        self._cool(flight.user, head.number)
         log.info(
             "dropped by the relay",
             extra={"user": flight.user, "tx": flight.tx_hash, "outcome": outcome.value},
         )
         return Attempt(outcome, flight.row, flight.tx_hash, reason)
+
+    def _give_up(self, flight: _InFlight, head: BlockRef) -> None:
+        """Stop tracking ``flight``, which will never be mined: its user cools down, and
+        the node's count is the first free nonce again."""
+        assert self._nonces is not None
+        del self._in_flight[flight.row]
+        self._nonces.reset()
+        self._cool(flight.user, head.number)
 
     async def recover(self) -> int:
         """Adopt the transactions the ledger holds as sent (a restart after a crash): they
@@ -801,12 +807,10 @@ class Executor:
         check settles it. Otherwise another transaction took the nonce (one of ours sent
         while the node had forgotten this one, or another process with the same key): it
         can never be mined, so its row is given up, or the bot would bump it forever."""
-        assert self._nonces is not None
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in flight.hashes])
         if any(r is not None for r in receipts):
             return None  # mined, or unknown for now: the next heads look again
-        del self._in_flight[flight.row]
-        self._nonces.reset()
+        self._give_up(flight, head)
         reason = f"dropped: nonce {flight.nonce} was used by another transaction"
         self.ledger.update(
             flight.row,
@@ -814,7 +818,6 @@ class Executor:
             tx_hash="",
             reason=f"{reason} ({' '.join(flight.hashes)})",
         )
-        self._cool(flight.user, head.number)
         log.warning("superseded", extra={"user": flight.user, "nonce": flight.nonce})
         return Attempt(Outcome.REVERTED, flight.row, "", reason)
 
