@@ -78,7 +78,8 @@ DEFAULT_GARBAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 @dataclass(slots=True)
 class Rule:
-    """One scheduled fault; ``hits`` counts how often it acted."""
+    """One scheduled fault; ``hits`` counts how often it acted, and ``forwarded`` how
+    many calls a partial batch has delivered upstream (answered by the upstream)."""
 
     fault: Fault
     times: int | None
@@ -92,6 +93,7 @@ class Rule:
     head: int | None = None
     keep: int = 1
     hits: int = 0
+    forwarded: int = 0
 
     @property
     def active(self) -> bool:
@@ -236,7 +238,9 @@ class FaultProxy:
         if rule is not None:
             rule.hits += 1
             if rule.fault is Fault.PARTIAL_BATCH:
-                await self._post(json.dumps(calls[: rule.keep] if batch else calls[0]).encode())
+                kept = calls[: rule.keep] if batch else calls[:1]
+                await self._post(json.dumps(kept if batch else kept[0]).encode())
+                rule.forwarded += len(kept)
                 return await self._hang(rule, request)
             early = await self._before_upstream(rule, request)
             if early is not None:

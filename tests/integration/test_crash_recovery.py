@@ -245,8 +245,9 @@ async def test_kill_9_mid_head_then_restart_sends_nothing_twice(
         elif kill_when == "sent to the node":  # the bot has not seen a receipt
             await bot.until(lambda: pending(fork_rpc), 60, "transaction in the pool")
         else:
-            await bot.until(lambda: half_sent.hits, 60, "a batch of sends")
-            assert await pending(fork_rpc) == 2
+            # Counted once the node has answered for them, so they are in its pool.
+            await bot.until(lambda: half_sent.forwarded, 60, "a batch of sends")
+            assert half_sent.forwarded == 2 and await pending(fork_rpc) == 2
             assert len(ledger_rows(db, sent_rows)) > 2  # more were signed and recorded
             proxy.clear()
         assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL

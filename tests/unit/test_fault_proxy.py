@@ -136,7 +136,7 @@ async def test_partial_batch_forwards_the_first_calls_then_hangs(proxied: Env) -
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.post(proxy.url, data=json.dumps(batch)) as resp:
             await resp.read()
-    assert rule.hits == 1
+    assert (rule.hits, rule.forwarded) == (1, 2)
     assert json.loads(up.received[-1]) == batch[:2]  # the node got exactly the first two
     status, body, _ = await post(proxied, batch)
     assert status == 200 and len(json.loads(body)) == 5
