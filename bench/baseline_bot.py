@@ -10,15 +10,25 @@ it is only as good as it is fast). Collateral and debt are the user's largest by
 value, read with one more multicall of aToken / variable-debt-token balances and prices.
 
 It signs locally, sends each block's liquidations in one JSON-RPC batch and counts its own
-RPC calls (``rpc.calls``, by method). Used by ``bench/live_bench.py``.
+RPC calls (``rpc.calls``, by method). Used by ``bench/live_bench.py``, which runs it in
+its own process (``BaselineProcess``), as a competitor runs: on one event loop the two
+bots would stall each other's CPU work.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
+import os
+import signal
+import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -71,6 +81,8 @@ class BaselineBot:
     rpc: JsonRpcClient = field(init=False)
     sends: list[BaselineSend] = field(default_factory=list)
     blocks: list[tuple[int, float, float]] = field(default_factory=list)  # (n, seen, done)
+    # Called after each block with its record (``BaselineProcess`` streams them).
+    on_record: Callable[[dict[str, Any]], None] | None = None
     _nonce: int | None = None
     _cooldown: dict[str, int] = field(default_factory=dict)
     _chain_id: int = 0
@@ -108,11 +120,20 @@ class BaselineBot:
                 seen = time.perf_counter()
                 last = n
                 self._base_fee = to_int(block.get("baseFeePerGas") or "0x0")
+                sent_before = len(self.sends)
                 try:
                     await self.on_block(n, seen)
                 except Exception:
                     log.exception("baseline block failed", extra={"block": n})
                 self.blocks.append((n, seen, time.perf_counter()))
+                if self.on_record is not None:
+                    self.on_record(
+                        {
+                            "block": self.blocks[-1],
+                            "calls": dict(self.rpc.calls),
+                            "sends": [asdict(x) for x in self.sends[sent_before:]],
+                        }
+                    )
                 continue
             await asyncio.sleep(self.settings.poll_interval_s)
 
@@ -130,7 +151,7 @@ class BaselineBot:
                 targets.append(u)
         if not targets:
             return
-        picks = await self._pick_assets(mc, targets, n)
+        picks = await self._pick_assets(mc, targets)
         if self._nonce is None:
             self._nonce = to_int(
                 await self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
@@ -165,9 +186,7 @@ class BaselineBot:
         if failed:
             self._nonce = None  # re-read from the node next time
 
-    async def _pick_assets(
-        self, mc: Multicall, users: list[str], n: int
-    ) -> dict[str, tuple[str, str]]:
+    async def _pick_assets(self, mc: Multicall, users: list[str]) -> dict[str, tuple[str, str]]:
         """Each user's largest collateral and largest debt by oracle value."""
         reserves = self.manifest.reserves
         reads = [Read(self.manifest.aave.oracle, _PRICE, (r.address,)) for r in reserves]
@@ -175,8 +194,11 @@ class BaselineBot:
             for r in reserves:
                 reads.append(Read(r.a_token, _BALANCE, (u,)))
                 reads.append(Read(r.variable_debt_token, _BALANCE, (u,)))
-        got = await mc.read(reads, n)
-        prices, rest = got[: len(reserves)], got[len(reserves) :]
+        # At "latest", allowing failures: at block ``n``, once the next block is mined,
+        # anvil answered an aToken's balanceOf with a revert (interest index underflow),
+        # which cost this bot whole blocks of liquidations in a first run.
+        got = await mc.read(reads, "latest", optional=len(reads) - len(reserves))
+        prices, rest = got[: len(reserves)], [b or 0 for b in got[len(reserves) :]]
         out: dict[str, tuple[str, str]] = {}
         per_user = 2 * len(reserves)
         for i, u in enumerate(users):
@@ -192,3 +214,76 @@ class BaselineBot:
             if bals[2 * coll] and bals[2 * debt + 1]:
                 out[u] = (reserves[coll].address, reserves[debt].address)
         return out
+
+
+class BaselineProcess:
+    """``BaselineBot`` in a child process, seen through what it reports after each block:
+    ``blocks``, ``sends`` and ``calls`` (cumulative, by method) as ``BaselineBot`` keeps
+    them. ``time.perf_counter`` is the system's monotonic clock, shared across processes,
+    so its times compare with liqbot's."""
+
+    def __init__(self, url: str, manifest: Path, key: str, address: str) -> None:
+        self.url, self.manifest, self.key, self.address = url, manifest, key, address
+        self.blocks: list[tuple[int, float, float]] = []
+        self.sends: list[BaselineSend] = []
+        self.calls: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--url",
+            self.url,
+            "--manifest",
+            str(self.manifest),
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, _KEY_ENV: self.key},
+            limit=1 << 24,  # a crash block's record lists hundreds of sends on one line
+        )
+        assert proc.stdout is not None
+        reader = asyncio.ensure_future(self._read(proc.stdout))
+        try:
+            await stop.wait()
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
+            await proc.wait()
+            await reader
+
+    async def _read(self, stdout: asyncio.StreamReader) -> None:
+        async for line in stdout:
+            record = json.loads(line)
+            self.sends += [BaselineSend(**x) for x in record["sends"]]
+            self.calls = Counter(record["calls"])
+            n, seen, done = record["block"]
+            self.blocks.append((n, seen, done))
+
+
+_KEY_ENV = "BASELINE_KEY"
+
+
+async def _child(url: str, manifest: Path) -> None:
+    def emit(record: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+    bot = BaselineBot(
+        url,
+        Manifest.load(manifest),
+        account=Account.from_key(os.environ[_KEY_ENV]),
+        on_record=emit,
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await bot.run(stop)
+    finally:
+        await bot.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="run the baseline bot until SIGINT")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--manifest", type=Path, required=True)
+    args = ap.parse_args()
+    asyncio.run(_child(args.url, args.manifest))

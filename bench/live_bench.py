@@ -6,7 +6,9 @@ For each borrower count it starts a devnet (from the state cache), funds a basel
 (``bench/baseline_bot.py``: polls the latest block, re-reads every borrower's
 ``getUserAccountData`` by Multicall3 each block, liquidates from its own balance) and the
 production liqbot (``open_bot`` + ``Runner.run`` over websocket heads, a fresh key owning a
-fresh flash-loan liquidator), switches anvil to interval mining and runs both side by side:
+fresh flash-loan liquidator, ``--bid-share`` of each plan's profit bid as priority fee),
+switches anvil to interval mining and runs both side by side, the baseline in its own
+process:
 
 * RPC economy: JSON-RPC calls per block of each bot over ``--blocks`` quiet blocks;
 * reaction: an oracle update crashes ``--symbol`` by ``--crash-bps``; per bot, the time
@@ -40,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from baseline_bot import BaselineBot
+from baseline_bot import BaselineBot, BaselineProcess
 
 from bot.abi import load_abi
 from bot.api import BlockRef
@@ -76,7 +78,7 @@ class TimedHeads(WebsocketHeads):
 
 
 def liqbot(
-    url: str, manifest: Manifest, database: Path, *, block_time_s: int, max_plans: int
+    url: str, manifest: Manifest, database: Path, a: argparse.Namespace
 ) -> AbstractAsyncContextManager[BotService]:
     """The production bot as ``devnet_bot`` builds it, with websocket heads and the
     devnet's block time."""
@@ -86,7 +88,8 @@ def liqbot(
         database,
         overrides={
             "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
-            "strategy": {"block_time_s": block_time_s, "max_plans_per_block": max_plans},
+            "strategy": {"block_time_s": a.block_time, "max_plans_per_block": a.max_plans},
+            "executor": {"bid_share": str(a.bid_share)},
         },
     )
 
@@ -118,14 +121,16 @@ async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
     m = net.manifest
     try:
         async with JsonRpcClient(net.url) as setup:
-            base = BaselineBot(net.url, m)
-            await base.fund(setup)
+            funder = BaselineBot(net.url, m)
+            await funder.fund(setup)
+            await funder.close()
             tmp = Path(tempfile.mkdtemp(prefix="liqbot-bench-"))
-            async with liqbot(
-                net.url, m, tmp / "liqbot.db", block_time_s=a.block_time, max_plans=a.max_plans
-            ) as bot:
+            m.save(tmp / "manifest.json")
+            base = BaselineProcess(
+                net.url, tmp / "manifest.json", funder.account.key.hex(), funder.address
+            )
+            async with liqbot(net.url, m, tmp / "liqbot.db", a) as bot:
                 result = await _race(setup, bot, base, m, a)
-            await base.close()
         out.update(result)
     finally:
         net.stop()
@@ -133,7 +138,11 @@ async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _race(
-    setup: JsonRpcClient, bot: BotService, base: BaselineBot, m: Manifest, a: argparse.Namespace
+    setup: JsonRpcClient,
+    bot: BotService,
+    base: BaselineProcess,
+    m: Manifest,
+    a: argparse.Namespace,
 ) -> dict[str, Any]:
     liquidator = bot.executor.settings.liquidator
     assert liquidator is not None
@@ -168,10 +177,10 @@ async def _race(
                     await asyncio.sleep(0.1)
             h0 = to_int(await setup.call("eth_blockNumber"))
             await _wait_block(setup, h0 + 1)
-            liq0, base0 = Counter(liq_rpc.calls), Counter(base.rpc.calls)
+            liq0, base0 = Counter(liq_rpc.calls), Counter(base.calls)
             h1 = await _wait_block(setup, h0 + 1 + a.blocks)
             await asyncio.sleep(a.block_time * 0.9)  # let both finish block h1
-            liq1, base1 = Counter(liq_rpc.calls), Counter(base.rpc.calls)
+            liq1, base1 = Counter(liq_rpc.calls), Counter(base.calls)
             k = h1 - (h0 + 1)
             res["steady"] = {
                 "blocks": k,
@@ -246,12 +255,21 @@ async def _race(
         if name in blocks_by:
             blocks_by[name].append(to_int(lg["blockNumber"]) - ob)
     crash_reports = [r for r in reports if r.head.number >= ob]
+    # The users liqbot found worth a transaction (a plan that paid after flash-loan fee,
+    # swap and gas): the baseline holds the debt tokens and keeps the collateral, so it
+    # also takes positions whose collateral no longer sells at a profit.
+    planned = {r.user.lower() for r in bot.ledger.rows() if r.block >= ob}
+    contested = Counter(first.get(u, "nobody") for u in planned)
     res["race"] = {
+        "bid_share": a.bid_share,
         "liquidatable_at_update": crash_reports[0].liquidatable if crash_reports else None,
         "liquidations": dict(wins),
         "users": len(first),
         "first_liquidation_of_user": dict(Counter(first.values())),
         "liqbot_share": wins["liqbot"] / max(1, sum(wins.values())),
+        "planned_by_liqbot": len(planned),
+        "first_liquidation_of_planned_user": dict(contested),
+        "liqbot_share_of_planned": contested["liqbot"] / max(1, len(planned)),
     }
     # -- reaction -----------------------------------------------------------------------
     liq_sent: list[tuple[int, float, Attempt]] = [
@@ -290,6 +308,9 @@ async def _race(
         "liqbot_head_to_send_ms": _quantiles([dt * 1e3 for _, dt, _ in liq_sent]),
         "liqbot_first_send_head": (liq_sent[0][0] - ob) if liq_sent else None,
         "liqbot_handle_ms_at_update": [r.elapsed_s * 1e3 for r in crash_reports[:3]],
+        "liqbot_phases_ms_at_update": [
+            {step: round(t * 1e3) for step, t in r.phases} for r in crash_reports[:3]
+        ],
         "baseline_head_to_send_ms": _quantiles([(s.sent - s.arrived) * 1e3 for s in base_sent]),
         "baseline_first_send_head": (base_sent[0].block - ob) if base_sent else None,
         "liqbot_blocks_to_inclusion": min(blocks_by["liqbot"], default=None),
@@ -418,20 +439,24 @@ def print_report(runs: list[dict[str, Any]], mem: dict[str, Any] | None) -> None
                 f"{'—' if fs is None else f'update + {fs}'} | "
                 f"{_fmt(x[f'{bot}_blocks_to_inclusion'])} | {x[f'{bot}_sent']} |"
             )
-    print("\n## Race (same chain, same tip; who executes each LiquidationCall)\n")
+    print("\n## Race (same chain; who executes each LiquidationCall)\n")
     print(
-        "| borrowers | liquidatable at update | liquidations | liqbot | baseline | "
-        "liqbot share | users first liquidated by liqbot |"
+        "| borrowers | liqbot bid share | liquidatable at update | liquidations | liqbot | "
+        "baseline | liqbot share | users first liquidated by liqbot | of the users liqbot "
+        "planned |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         x = r["race"]
         w = x["liquidations"]
         fl = x["first_liquidation_of_user"]
+        fp = x["first_liquidation_of_planned_user"]
         print(
-            f"| {r['borrowers']:,} | {x['liquidatable_at_update']} | {sum(w.values())} | "
-            f"{w.get('liqbot', 0)} | {w.get('baseline', 0)} | {x['liqbot_share']:.0%} | "
-            f"{fl.get('liqbot', 0)} / {x['users']} |"
+            f"| {r['borrowers']:,} | {x['bid_share']:g} | {x['liquidatable_at_update']} | "
+            f"{sum(w.values())} | {w.get('liqbot', 0)} | {w.get('baseline', 0)} | "
+            f"{x['liqbot_share']:.0%} | {fl.get('liqbot', 0)} / {x['users']} | "
+            f"{fp.get('liqbot', 0)} / {x['planned_by_liqbot']} "
+            f"({x['liqbot_share_of_planned']:.0%}) |"
         )
     if mem:
         mb = 1024.0
@@ -473,6 +498,9 @@ if __name__ == "__main__":
     ap.add_argument("--crash-bps", type=int, default=9_500, help="new price, bps of the old")
     ap.add_argument("--after", type=int, default=8, help="blocks watched after the update")
     ap.add_argument("--max-plans", type=int, default=64, help="liqbot max_plans_per_block")
+    ap.add_argument(
+        "--bid-share", type=float, default=0.0, help="liqbot executor.bid_share (0: fixed tip)"
+    )
     ap.add_argument("--memory", type=int, default=100_000, help="positions; 0: skip")
     ap.add_argument(
         "--solo", action="store_true", help="liqbot alone (reaction without a competitor)"

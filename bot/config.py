@@ -185,6 +185,13 @@ class ExecutorConfig(_Section):
     funded: bool = False
     priority_fee_gwei: Decimal = Field(default=Decimal("1.5"), ge=0)
     max_fee_gwei: Decimal = Field(default=Decimal("500"), gt=0)
+    bid_share: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        lt=1,
+        description="priority fee bid as this share of a plan's profit above base-fee gas "
+        "(0: priority_fee_gwei only)",
+    )
     replace_after_blocks: int = Field(default=3, ge=1)
     cooldown_blocks: int = Field(default=5, ge=0)
     simulate_block: Literal["pending", "latest"] = "pending"

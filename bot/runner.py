@@ -14,7 +14,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bot.api import BlockRef, LiquidationAdapter, LiquidationPlan, PlanTerms, Scan
@@ -32,7 +33,11 @@ log = logging.getLogger(__name__)
 
 # Simulation rounds per head: the first, and re-plans after failures that moved shared pools.
 _ROUNDS = 3
-_FIRST_BATCH = 8  # plans of a head sent before the rest are priced
+# Batch sizes of a head with many targets: each batch is priced, simulated and sent
+# before the next is priced, so the best plans leave first; the growth keeps the number of
+# simulation round trips at a few.
+_FIRST_BATCH = 8
+_BATCH_GROWTH = 4
 _GONE = frozenset({Outcome.SENT, Outcome.DRY_RUN})  # later plans are priced after these
 
 
@@ -54,6 +59,9 @@ class HeadReport:
     settled: tuple[Attempt, ...]
     elapsed_s: float
     error: str | None = None  # the handler failed; the next head retries
+    # Seconds from the start of the handler to the end of each step ("sync", "scan",
+    # "plan", then "priced k", "simulated k", "sent k" for batch k): where a slow head went.
+    phases: tuple[tuple[str, float], ...] = ()
 
 
 class Runner:
@@ -80,12 +88,19 @@ class Runner:
 
     async def handle(self, head: BlockRef) -> HeadReport:
         t0 = time.perf_counter()
+        phases: list[tuple[str, float]] = []
+
+        def mark(step: str) -> None:
+            phases.append((step, time.perf_counter() - t0))
+
         self.rpc.note_head(head.number)
         sync = await self.indexer.sync(head)
         head = sync.head
+        mark("sync")
         changed = self.adapter.positions_of(sync.dirty)
         self.executor.changed(changed)
         scan = await self.adapter.scan(head, changed)
+        mark("scan")
         gas = GasContext(head.base_fee, scan.native_price_base)
         self.executor.final(self.indexer.confirmed_block)
         if sync.reorged:
@@ -95,14 +110,9 @@ class Runner:
         targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
         if targets:
-            # Read while the strategy plans (no added latency): see ``_simulation_time``.
-            latest = asyncio.create_task(self.indexer.latest())
-            try:
-                inp = await self.planning_input(head, scan, targets, gas)
-                ts = await self._simulation_time(inp.ts, head, latest)
-            finally:
-                latest.cancel()
-            attempts = await self._execute(inp, head, gas, ts)
+            inp = await self.planning_input(head, scan, targets, gas)
+            mark("plan")
+            attempts = await self._execute(inp, head, gas, mark)
         planned = len(attempts)
         report = HeadReport(
             head,
@@ -111,6 +121,7 @@ class Runner:
             tuple(attempts),
             tuple(settled),
             time.perf_counter() - t0,
+            phases=tuple(phases),
         )
         log.info(
             "block",
@@ -121,6 +132,7 @@ class Runner:
                 "sent": sum(a.outcome == "sent" for a in attempts),
                 "settled": len(settled),
                 "ms": round(report.elapsed_s * 1e3, 1),
+                **({"phases_ms": {k: round(v * 1e3) for k, v in phases}} if planned else {}),
             },
         )
         return report
@@ -129,10 +141,10 @@ class Runner:
         self, ts: int, head: BlockRef, latest: asyncio.Task[BlockRef]
     ) -> int:
         """The timestamp to simulate at: the plans' own (``head`` + the block time), unless
-        the chain has moved past ``head`` while we worked (a slow head, a reorg's new
-        blocks). The simulation runs on the newest state, and at a time before that
-        state's last update Aave's interest accrual underflows (``Panic(0x11)``) instead
-        of telling whether the plan still pays."""
+        the chain has moved past ``head`` while we worked (a slow head, a crash head's
+        later batches, a reorg's new blocks). The simulation runs on the newest state, and
+        at a time before that state's last update Aave's interest accrual underflows
+        (``Panic(0x11)``) instead of telling whether the plan still pays."""
         try:
             newest = await latest
         except Exception as e:  # the plans' own time is still a fine guess
@@ -142,25 +154,48 @@ class Runner:
             return ts
         return max(ts, newest.timestamp + self.settings.block_time_s)
 
-    async def _execute(self, inp: Any, head: BlockRef, gas: GasContext, ts: int) -> list[Attempt]:
-        """Up to ``max_plans_per_block`` plans, priced in sending order.
+    async def _execute(
+        self, inp: Any, head: BlockRef, gas: GasContext, mark: Callable[[str], None]
+    ) -> list[Attempt]:
+        """Up to ``max_plans_per_block`` plans, priced in sending order, in batches of
+        growing size (8, 32, 128, ...).
 
-        The first ``_FIRST_BATCH`` are simulated and sent before the rest are priced: at a
-        crash with hundreds of targets, pricing all of them first would hold back the
-        most profitable ones past the next block. The rest follow in a second batch,
-        priced after the first batch's swaps (and simulated on a pending state that holds
-        it), so each prediction stays exact.
+        Each batch is simulated and sent before the next is priced: at a crash with
+        hundreds of targets, pricing all of them first would hold back the most profitable
+        ones past the next block. A batch is priced after the earlier batches' swaps (and
+        simulated on a pending state that holds them), so each prediction stays exact.
+        Every user is priced once against the head's pools; a plan is priced again only
+        when an earlier one moved its pool (``PlanSequence``).
         """
         budget = self.settings.max_plans_per_block
         attempts: list[Attempt] = []
         done: set[str] = set()
         committed: list[LiquidationPlan] = []
+        priced = self.strategy.plan(inp)
         seq: PlanSequence | None = None
         size = min(budget, _FIRST_BATCH)
+        k = 0
         while size > 0:
-            sims, seq = await self._batch(inp, done, committed, size, ts, seq)
+            k += 1
+            # Read while the batch is priced (no added latency): see ``_simulation_time``.
+            latest = asyncio.create_task(self.indexer.latest())
+            try:
+                sims, seq = await self._batch(
+                    inp,
+                    priced,
+                    head,
+                    done,
+                    committed,
+                    size,
+                    latest,
+                    seq,
+                    partial(_numbered, mark, k),
+                )
+            finally:
+                latest.cancel()
             got = await self.executor.submit(sims, head, gas)
             attempts += got
+            mark(f"sent {k}")
             done |= {x.plan.user for x in sims}
             gone = [x.plan for x, a in zip(sims, got, strict=True) if a.outcome in _GONE]
             committed += gone
@@ -168,22 +203,26 @@ class Runner:
                 seq = None  # it committed a plan that was not sent
             if len(sims) < size:
                 break  # nothing left to plan
-            size = budget - len(attempts)
+            size = min(budget - len(attempts), size * _BATCH_GROWTH)
         return attempts
 
     async def _batch(
         self,
         inp: Any,
+        priced: Sequence[LiquidationPlan],
+        head: BlockRef,
         done: set[str],
         committed: Sequence[LiquidationPlan],
         limit: int,
-        ts: int,
+        latest: asyncio.Task[BlockRef],
         seq: PlanSequence | None,
+        mark: Callable[[str], None],
     ) -> tuple[list[Simulation], PlanSequence | None]:
         """Up to ``limit`` plans for the users not in ``done``, priced after ``committed``
-        (sent earlier at this head), simulated in one request. ``seq``: the sequence the
+        (sent earlier at this head), simulated in one request at ``_simulation_time``.
+        ``priced``: every user's plan against the head's pools. ``seq``: the sequence the
         previous batch took its plans from, when its state is still ``committed`` (it
-        goes on where it stopped instead of pricing every user again).
+        goes on where it stopped).
 
         A plan whose simulation fails is not sent, so when it shared a pool with plans
         after it, those were priced for a pool it would have moved: they are planned and
@@ -194,14 +233,23 @@ class Runner:
         refused: list[Simulation] = []
         ok: list[Simulation] = []
         failed: list[Simulation] = []
+        ts: int | None = None
         for round_ in range(_ROUNDS):
             if seq is None or round_ > 0:
                 skip = done | {r.plan.user for r in refused}
-                users = {u: p for u, p in inp.positions.items() if u not in skip}
-                seq = PlanSequence(self.strategy, replace(inp, positions=users))
+                # The head's plans, stale once ``committed`` moves their pools: only the
+                # ones that reach the front are priced again.
+                seq = PlanSequence(
+                    self.strategy, inp, plans=[p for p in priced if p.user not in skip]
+                )
                 for plan in committed:
                     seq.commit(plan)
-            sims = await self.executor.simulate(seq.take(limit - len(refused)), ts)
+            plans = seq.take(limit - len(refused))
+            mark("priced")
+            if ts is None:
+                ts = await self._simulation_time(inp.ts, head, latest)
+            sims = await self.executor.simulate(plans, ts)
+            mark("simulated")
             failed = [x for x in sims if not x.ok]
             ok = [x for x in sims if x.ok]
             refused += failed
@@ -283,3 +331,7 @@ class Runner:
                 streak = 0
             if on_report is not None:
                 on_report(report)
+
+
+def _numbered(mark: Callable[[str], None], k: int, step: str) -> None:
+    mark(f"{step} {k}")

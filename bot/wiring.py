@@ -197,6 +197,7 @@ async def open_bot(
                     funded=ex.funded,
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
                     max_fee_wei=int(ex.max_fee_gwei * gwei),
+                    bid_share_bps=int(ex.bid_share * 10_000),
                     replace_after_blocks=ex.replace_after_blocks,
                     cooldown_blocks=ex.cooldown_blocks,
                     min_profit_base=min_profit_base,

@@ -10,7 +10,9 @@ first) costs one simulation and puts the user on cooldown; it is never retried i
 The plans that pass are signed with consecutive nonces from a local counter and sent in
 one batch, each recorded in the ledger with its transaction hash before it leaves, so a
 crash never forgets a transaction it may have sent. Fees are EIP-1559 (base fee of the
-head times two plus the priority fee, under a cap). A transaction still pending after
+head times two plus the priority fee, under a cap); with ``bid_share_bps`` the priority
+fee bids that share of what the plan earns above its base-fee gas, so that a competitor
+with a plain tip is ordered after us in the block. A transaction still pending after
 ``replace_after_blocks`` is replaced once per head with fees bumped by 12.5% (what nodes
 require), as long as the worst-case gas cost stays below the expected profit.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,9 @@ class ExecutorSettings:
     funded: bool = False
     priority_fee_wei: int = 1_500_000_000
     max_fee_wei: int = 500 * 10**9
+    # Priority fee as a share of what the plan earns above its base-fee gas (a gas
+    # auction bid, as searchers make); 0: the fixed ``priority_fee_wei`` only.
+    bid_share_bps: int = 0
     gas_margin_bps: int = 12_500  # gas limit = eth_estimateGas * margin
     # eth_simulateV1 reports gas used after refunds (up to a fifth back) and without the
     # 1/64 of each call's gas the EVM withholds; the limit must cover the gross.
@@ -80,6 +85,12 @@ class GasContext:
 
     base_fee_wei: int
     native_price_base: int  # base-currency value of 1e18 wei
+
+
+@dataclass(frozen=True, slots=True)
+class _Fees:
+    max_fee: int  # wei per gas
+    priority: int
 
 
 @dataclass(slots=True)
@@ -257,7 +268,7 @@ class Executor:
         return await self._simulate_each(txs, ts)
 
     def _min_profit(self, plan: LiquidationPlan) -> int:
-        return _break_even_tokens(plan, self.settings.min_profit_base)
+        return _break_even_tokens(plan, plan.gas_cost_base + self.settings.min_profit_base)
 
     async def _simulate_v1_calls(
         self, txs: Sequence[tuple[LiquidationPlan, bytes, dict[str, Any]]], ts: int | None
@@ -329,9 +340,7 @@ class Executor:
             if self.busy(sim.plan.user, head.number):
                 raise ValueError(f"user {sim.plan.user} has a transaction in flight or cools down")
         attempts: dict[int, Attempt] = {}
-        go: list[tuple[int, Simulation, int]] = []  # (index, simulation, gas limit)
-        priority = min(s.priority_fee_wei, s.max_fee_wei)
-        max_fee = min(2 * gas.base_fee_wei + priority, s.max_fee_wei)
+        go: list[tuple[int, Simulation, _Fees]] = []
         held = self.held(head.timestamp)
         for i, sim in enumerate(sims):
             plan = sim.plan
@@ -344,8 +353,10 @@ class Executor:
                 attempts[i] = self._refused(plan, head, sim.reason)
                 continue
             assert sim.profit is not None
-            expected_gas_base = _base(sim.gas * (gas.base_fee_wei + priority), gas)
-            net = _value(plan.profit, plan.profit_base, sim.profit) - expected_gas_base
+            value = _value(plan.profit, plan.profit_base, sim.profit)
+            fees = self._fees(value, sim.gas, gas)
+            gas_base = _base(sim.gas * (gas.base_fee_wei + fees.priority), gas)
+            net = value - gas_base
             if net < s.min_profit_base:
                 attempts[i] = self._refused(
                     plan,
@@ -363,24 +374,38 @@ class Executor:
                 self._cool(plan.user, head.number)
                 attempts[i] = Attempt(Outcome.DRY_RUN, row, reason=reason)
                 continue
-            go.append((i, sim, sim.gas_limit))
+            if fees.priority > s.priority_fee_wei:
+                # The bid raised the gas cost: the on-chain guard covers it too, so a price
+                # move before inclusion reverts rather than pays the bid at a loss. The
+                # simulated profit covers it already (``net`` above), so nothing else moves.
+                need = _break_even_tokens(plan, gas_base + s.min_profit_base)
+                sim = replace(sim, data=self.calldata(plan, need))
+            go.append((i, sim, fees))
         if go:
-            attempts.update(await self._send_all(go, head, max_fee, priority))
+            attempts.update(await self._send_all(go, head))
         return [attempts[i] for i in range(len(sims))]
 
+    def _fees(self, value_base: int, gas_units: int, gas: GasContext) -> _Fees:
+        """EIP-1559 fees for a plan worth ``value_base`` that uses ``gas_units``: the fixed
+        tip, or the ``bid_share_bps`` bid when it is higher, under ``max_fee_wei``."""
+        s = self.settings
+        priority = s.priority_fee_wei
+        surplus = value_base - _base(gas_units * gas.base_fee_wei, gas)
+        if s.bid_share_bps and surplus > 0 and gas.native_price_base > 0 and gas_units > 0:
+            bid_wei = surplus * s.bid_share_bps * WEI_PER_NATIVE // 10_000 // gas.native_price_base
+            priority = max(priority, bid_wei // gas_units)
+        priority = min(priority, s.max_fee_wei)
+        return _Fees(min(2 * gas.base_fee_wei + priority, s.max_fee_wei), priority)
+
     async def _send_all(
-        self,
-        go: Sequence[tuple[int, Simulation, int]],
-        head: BlockRef,
-        max_fee: int,
-        priority: int,
+        self, go: Sequence[tuple[int, Simulation, _Fees]], head: BlockRef
     ) -> dict[int, Attempt]:
         """Sign ``go`` with consecutive nonces, record each with its hash, send in one batch."""
         assert self._nonces is not None
         floor = max((f.nonce + 1 for f in self._in_flight.values()), default=0)
         first = await self._nonces.take(len(go), floor)
         flights: list[tuple[int, _InFlight, bytes]] = []
-        for k, (i, sim, gas_limit) in enumerate(go):
+        for k, (i, sim, fees) in enumerate(go):
             plan = sim.plan
             row = self.ledger.record(plan, head.number, Outcome.SENT)
             flight = _InFlight(
@@ -391,9 +416,9 @@ class Executor:
                 first + k,
                 "",
                 head.number,
-                gas_limit,
-                max_fee,
-                priority,
+                sim.gas_limit,
+                fees.max_fee,
+                fees.priority,
                 sim.data,
             )
             raw = self._sign(flight)
@@ -419,6 +444,7 @@ class Executor:
                     "tx": flight.tx_hash,
                     "nonce": flight.nonce,
                     "profit": flight.profit,
+                    "tip_gwei": flight.priority_fee / 1e9,
                     "gas_limit": flight.gas_limit,
                 },
             )
@@ -832,15 +858,15 @@ def _value(profit: int, profit_base: int, tokens: int) -> int:
     return tokens * profit_base // profit if profit > 0 else 0
 
 
-def _break_even_tokens(plan: LiquidationPlan, min_profit_base: int) -> int:
-    """The contract's minProfit: debt-asset tokens worth the plan's gas plus the minimum.
+def _break_even_tokens(plan: LiquidationPlan, need_base: int) -> int:
+    """The contract's minProfit: debt-asset tokens worth ``need_base`` (the gas plus the
+    minimum profit).
 
     Anything less and the transaction would lose money once included (e.g. when an
     earlier transaction moved the pool): the contract reverts instead.
     """
     if plan.profit_base <= 0:
         return plan.profit
-    need_base = plan.gas_cost_base + min_profit_base
     tokens = -(-need_base * plan.profit // plan.profit_base)
     return max(1, min(tokens, plan.profit))
 

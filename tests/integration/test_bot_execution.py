@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from eth_abi import decode as abi_decode
 
 from bot.abi import load_abi
 from bot.adapters.aave_v3.liquidation import AaveV3Liquidation
 from bot.adapters.aave_v3.reader import MarketState
 from bot.api import BlockRef
 from bot.chain.anvil import AnvilProcess
-from bot.devnet.crash import CrashSpec, devnet_bot, run_crash
+from bot.devnet.crash import BLOCK_TIME_S, CrashSpec, devnet_bot, run_crash
 from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.devnet.scenario import Scenario
 from bot.execution.executor import GasContext
@@ -241,6 +242,62 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
             assert nonce == len(mined) + 1
         finally:
             await fork_rpc.call("evm_setAutomine", [True])
+
+
+async def test_a_bid_share_tips_from_the_profit_and_the_guard_covers_it(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    m, sc = crashed
+    share = 0.05
+    # The devnet's positions are large: a 500 gwei cap would bind on most bids.
+    overrides = {"executor": {"bid_share": str(share), "max_fee_gwei": "20000"}}
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+        fixed_tip = bot.executor.settings.priority_fee_wei
+        cap = bot.executor.settings.max_fee_wei
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            head = await head_of(fork_rpc)
+            report = await bot.runner.handle(head)
+            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+            assert len(sent) >= 5
+            txs = await fork_rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for a in sent])
+            # Mined when the plans were priced for, so each profit is predicted to the wei.
+            await fork_rpc.call("evm_setNextBlockTimestamp", [head.timestamp + BLOCK_TIME_S])
+            await sc.mine(1)
+            await bot.runner.handle(await head_of(fork_rpc))
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+        rows = {r.tx_hash: r for r in bot.ledger.rows()}
+    block = await fork_rpc.call("eth_getBlockByNumber", [hex(head.number + 1), False])
+    base_fee = to_int(block["baseFeePerGas"])
+    args = ("address", "uint256", "(address,address,uint256)[]", "uint256")
+    bids = 0
+    for tx in txs:
+        row = rows[tx["hash"]]
+        assert row.outcome == Outcome.WON, row
+        assert row.realized_profit == row.predicted_profit, row
+        tip = to_int(tx["maxPriorityFeePerGas"])
+        assert to_int(tx["maxFeePerGas"]) == min(2 * head.base_fee + tip, cap)
+        assert row.gas_price_wei == base_fee + tip
+        value = row.realized_net_base + row.realized_gas_cost_base  # of the profit tokens
+        paid_tip = row.realized_gas_cost_base * tip // row.gas_price_wei
+        surplus = value - (row.realized_gas_cost_base - paid_tip)  # above base-fee gas
+        if tip == cap:  # the bid would have been higher
+            assert share * surplus >= paid_tip
+        elif tip > fixed_tip:
+            # The tip is the share of what the plan earns above base-fee gas, per unit of
+            # simulated gas: the receipt's gas differs by a few hundred units (the guard
+            # re-encoded in the calldata), the block's base fee from the head's.
+            bids += 1
+            assert paid_tip == pytest.approx(share * surplus, rel=1e-2), (paid_tip, surplus)
+            assert row.realized_net_base == pytest.approx((1 - share) * surplus, rel=1e-2)
+        else:  # a small plan: its share would be below the fixed tip
+            assert tip == fixed_tip and share * surplus <= paid_tip * 1.001
+        # The contract's guard covers the bid: a price move that eats the profit down to
+        # less than the gas it bid reverts instead of paying it at a loss.
+        min_profit = abi_decode(args, bytes.fromhex(tx["input"][10:]))[3]
+        assert min_profit * value // row.realized_profit >= row.realized_gas_cost_base * 0.999
+    assert bids >= len(txs) // 2, f"{bids} bids among {len(txs)} transactions"
 
 
 async def test_kill_switch_holds_sending_and_records_the_plans(

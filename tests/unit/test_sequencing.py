@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from test_strategy import DAI, WBTC, WETH, deep_pairs, make_input, position, weth_dai
 
+from bot.api import LiquidationPlan
 from bot.execution.sequencing import PlanSequence
-from strategies.api import pair_key
+from strategies.api import StrategyInput, pair_key
 from strategies.default import DefaultStrategy
 
 
@@ -55,3 +56,43 @@ def test_a_plan_not_sent_changes_nothing() -> None:
     assert seq.next() == before["a"]  # not committed: its simulation failed, say
     assert seq.next() == before["b"]
     assert seq.next() is None
+
+
+class _Counting(DefaultStrategy):
+    """DefaultStrategy that counts the users it prices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priced = 0
+
+    def plan(self, inp: StrategyInput) -> list[LiquidationPlan]:
+        self.priced += len(inp.positions)
+        return super().plan(inp)
+
+
+def test_taking_k_plans_that_share_a_pool_prices_about_k_users_again() -> None:
+    # A crash: 40 positions all selling WETH into the same WETH/DAI pool. Each plan taken
+    # moves the pool under every other one.
+    users = {f"u{i:02d}": weth_dai(0.97, eth=20 + i) for i in range(40)}
+    inp = make_input(users, pairs=deep_pairs())
+    strategy = _Counting()
+    seq = PlanSequence(strategy, inp)
+    assert strategy.priced == 40
+    taken = seq.take(10)
+    assert len(taken) == 10
+    # One re-pricing per plan handed out after the first (the exact best-first order
+    # re-priced every stale plan above the next one: 100 for these 10).
+    assert strategy.priced - 40 <= 10, strategy.priced - 40
+    # Each plan is exactly what the strategy makes of it against the pool the earlier
+    # ones leave, and the pool keeps falling, so every plan pays less than before.
+    key = pair_key(WETH.asset, DAI.asset)
+    pool = inp.pairs[key]
+    for plan in taken:
+        alone = replace(
+            inp, positions={plan.user: users[plan.user]}, pairs={**inp.pairs, key: pool}
+        )
+        assert DefaultStrategy().plan(alone) == [plan]
+        (leg,) = plan.swaps
+        pool = replace(
+            pool, reserve0=pool.reserve0 + leg.amount_in, reserve1=pool.reserve1 - leg.amount_out
+        )
