@@ -497,7 +497,7 @@ if __name__ == "__main__":
     ap.add_argument("--symbol", default="WETH")
     ap.add_argument("--crash-bps", type=int, default=9_500, help="new price, bps of the old")
     ap.add_argument("--after", type=int, default=8, help="blocks watched after the update")
-    ap.add_argument("--max-plans", type=int, default=64, help="liqbot max_plans_per_block")
+    ap.add_argument("--max-plans", type=int, default=512, help="liqbot max_plans_per_block")
     ap.add_argument(
         "--bid-share", type=float, default=0.0, help="liqbot executor.bid_share (0: fixed tip)"
     )

@@ -109,6 +109,7 @@ class _InFlight:
     replaced: int = 0
     # Every hash sent for this nonce, newest last: after a replacement either may be mined.
     hashes: list[str] = field(default_factory=list)
+    plan: LiquidationPlan | None = None  # None when adopted after a restart
 
     def value(self, tokens: int) -> int:
         """Base-currency value of ``tokens`` of the debt asset, at the plan's price."""
@@ -212,6 +213,12 @@ class Executor:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    def pending_plans(self) -> list[LiquidationPlan]:
+        """The plans of our transactions not yet mined, in nonce order: they execute
+        before anything sent now, so new plans are priced after their swaps."""
+        flights = sorted(self._in_flight.values(), key=lambda f: f.nonce)
+        return [f.plan for f in flights if f.plan is not None]
 
     def busy(self, user: str, block: int) -> bool:
         """A transaction for ``user`` is in flight, or it is cooling down after a failure."""
@@ -420,6 +427,7 @@ class Executor:
                 fees.max_fee,
                 fees.priority,
                 sim.data,
+                plan=plan,
             )
             raw = self._sign(flight)
             # The hash is in the ledger before the transaction leaves: after a crash,

@@ -556,7 +556,9 @@ def test_same_asset_collateral_needs_no_swap() -> None:
 def brute_force_best(
     inp: StrategyInput, p: UserPosition, collateral: ReserveState, debt: ReserveState
 ) -> int | None:
-    """Best one-call profit over every ``debtToCover`` (the reference amounts)."""
+    """Best one-call profit over every ``debtToCover`` the pool takes as passed (the
+    reference amounts): under v3.0 the strategy passes no other (the flash loan covers
+    what is passed, see ``test_no_plan_passes_more_debt_than_its_flash_loan_covers``)."""
     pair = inp.pairs.get(pair_key(collateral.asset, debt.asset))
     hf = account(inp, p).health_factor
     factor = 5_000 if hf > CLOSE_FACTOR_HF_THRESHOLD else 10_000
@@ -581,6 +583,8 @@ def brute_force_best(
             if out == 0:
                 continue
         flash = a.actual_debt_to_liquidate
+        if flash != cover and inp.rules is CloseFactorRules.V3_0:
+            continue
         profit = out - flash - percent_mul(flash, inp.flash_premium_bps)
         best = profit if best is None else max(best, profit)
     return best
@@ -862,3 +866,23 @@ def test_pruning_never_changes_the_plans(seed: int, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(DefaultStrategy, "_net_bound", lambda self, pair, t: 10**80)
     monkeypatch.setattr(default_module, "_extension_bound", unbounded)
     assert DefaultStrategy().plan(inp) == pruned
+
+
+def test_no_plan_passes_more_debt_than_its_flash_loan_covers() -> None:
+    # Deep under water: most plans take the whole collateral (the capped branch), where
+    # the pool takes less than a debtToCover that is not its own recomputed amount. Had
+    # the balance grown by a unit at inclusion (another transaction's flash premium
+    # raising the liquidity index), it would take more, and pull more than was borrowed.
+    rng = random.Random(7)
+    users, btc = {}, {}
+    for i in range(60):
+        btc[f"u{i}"] = rng.uniform(0.01, 5)
+        debt = btc[f"u{i}"] * 40_000 * rng.uniform(0.9, 1.2)
+        users[f"u{i}"] = position({WBTC: btc[f"u{i}"]}, {DAI: debt})
+    plans = DefaultStrategy().plan(make_input(users))
+    whole = 0
+    for plan in plans:
+        assert sum(s.debt_to_cover for s in plan.steps) == plan.flash_amount, plan
+        seized = sum(s.collateral_seized + s.protocol_fee for s in plan.steps)
+        whole += seized >= units(WBTC, btc[plan.user]) * 9_999 // 10_000
+    assert len(plans) >= 40 and whole >= 10, (len(plans), whole)
