@@ -126,6 +126,7 @@ class AnvilProcess:
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self.home: Path | None = None  # anvil's HOME while it runs
 
     @property
     def url(self) -> str:
@@ -151,12 +152,14 @@ class AnvilProcess:
             prefix="anvil-", suffix=".log", delete=False
         )
         log.debug("starting anvil", extra={"cmd": " ".join(cmd)})
+        self.home = _private_home()
         self._proc = subprocess.Popen(
             cmd,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            env={**os.environ, "HOME": str(self.home)},
         )
         try:
             self._wait_ready()
@@ -224,6 +227,9 @@ class AnvilProcess:
             with contextlib.suppress(OSError):
                 os.unlink(self._log_file.name)
             self._log_file = None
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)  # leaves the linked cache alone
+            self.home = None
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -233,3 +239,18 @@ class AnvilProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _private_home() -> Path:
+    """A HOME for one anvil process. anvil writes old block states of a long-running chain
+    to ``~/.foundry/anvil/tmp`` and does not remove them when it is stopped: 69 GB piled
+    up over a few days of benchmarks and filled the disk. This one goes with the process.
+    The fork cache (``~/.foundry/cache``: state read from a remote RPC) is linked in, so
+    forks of a real chain still share it."""
+    home = Path(tempfile.mkdtemp(prefix="liqbot-anvil-home-"))
+    cache = Path.home() / ".foundry" / "cache"
+    with contextlib.suppress(OSError):
+        cache.mkdir(parents=True, exist_ok=True)
+        (home / ".foundry").mkdir()
+        (home / ".foundry" / "cache").symlink_to(cache, target_is_directory=True)
+    return home

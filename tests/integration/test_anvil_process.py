@@ -44,6 +44,24 @@ def test_start_answers_and_stop_kills_own_pid() -> None:
     proc.stop()  # idempotent
 
 
+def test_anvil_keeps_its_disk_state_in_a_home_that_goes_with_it() -> None:
+    # anvil spills old block states to ~/.foundry/anvil/tmp and never removes them.
+    proc = AnvilProcess(AnvilOptions(chain_id=4242)).start()
+    home = proc.home
+    try:
+        assert home is not None and home.is_dir()
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert f"HOME={home}".encode() in environ
+        # The fork cache is shared, not private: a real chain's state is read once.
+        assert (home / ".foundry" / "cache").resolve() == (
+            Path.home() / ".foundry" / "cache"
+        ).resolve()
+    finally:
+        proc.stop()
+    assert not home.exists()
+    assert (Path.home() / ".foundry" / "cache").is_dir()  # the link went, not its target
+
+
 def test_two_processes_get_distinct_ports() -> None:
     with AnvilProcess() as a, AnvilProcess() as b:
         assert a.port != b.port
