@@ -180,7 +180,10 @@ class Runner:
         k = 0
         while size > 0:
             k += 1
-            # Read while the batch is priced (no added latency): see ``_simulation_time``.
+            # Awaited once the batch is priced (pricing does not yield, so the request
+            # leaves then): the freshest newest block for ``_simulation_time``, at one
+            # round trip per batch. Read any earlier and a block mined meanwhile would
+            # put the simulation before the chain's time again.
             latest = asyncio.create_task(self.indexer.latest())
             try:
                 sims, seq = await self._batch(
