@@ -547,24 +547,49 @@ class Executor:
             return []
         flights = list(self._in_flight.values())
         asked = [(f, h) for f in flights for h in f.hashes]
-        answers = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for _, h in asked])
+        calls = [("eth_getTransactionReceipt", [h]) for _, h in asked]
+        # Whether the node still holds each one (asked in the same round trip): a node may
+        # forget pending transactions (anvil does when a block is full and a later nonce of
+        # ours fits where an earlier one did not; real nodes evict under pressure). A relay
+        # is not the node's mempool, so there the question says nothing.
+        if self.relay is None:
+            calls += [("eth_getTransactionByHash", [f.tx_hash]) for f in flights]
+        answers = await self.rpc.batch(calls)
         mined: dict[int, dict[str, Any]] = {}
         unknown: set[int] = set()
-        for (flight, tx_hash), answer in zip(asked, answers, strict=True):
+        for (flight, tx_hash), answer in zip(asked, answers[: len(asked)], strict=True):
             if isinstance(answer, RpcError):
                 log.warning("receipt unavailable", extra={"tx": tx_hash, "err": str(answer)})
                 unknown.add(flight.row)
             elif answer is not None:
                 flight.tx_hash = tx_hash  # the one that was mined
                 mined[flight.row] = answer
+        due = {
+            f.row
+            for f in flights
+            if f.row not in mined
+            and f.row not in unknown
+            and head.number - f.sent_block >= self.settings.replace_after_blocks
+        }
+        held = answers[len(asked) :] if self.relay is None else [{}] * len(flights)
+        # One whose fee is below the base fee (dropped for it, as anvil does) waits for its
+        # replacement, which sends it too: the same again cannot help there.
+        forgotten = [
+            f
+            for f, tx in zip(flights, held, strict=True)
+            if tx is None
+            and f.row not in mined
+            and f.row not in unknown
+            and f.row not in due
+            and f.max_fee >= head.base_fee
+        ]
+        if forgotten:
+            await self._send_again(forgotten, head, "forgotten by the node")
         settled = []
         for flight in flights:
             if flight.row in mined:
                 settled.append(await self._settle(flight, mined[flight.row], head, gas))
-            elif (
-                flight.row not in unknown
-                and head.number - flight.sent_block >= self.settings.replace_after_blocks
-            ):
+            elif flight.row in due:
                 dropped = await self._dropped(flight, head) if self.relay else None
                 if dropped is None:
                     dropped = await self._replace(flight, gas, head)
@@ -716,22 +741,29 @@ class Executor:
         known = await self.rpc.batch(
             [("eth_getTransactionByHash", [flight.tx_hash]) for flight in flights]
         )
-        resend: list[bytes] = []
-        for flight, tx in zip(flights, known, strict=True):
-            if tx is None:
-                resend.append(self._sign(flight))  # deterministic: the same hash again
-                flight.hashes = list(dict.fromkeys(flight.hashes))
-        if resend:
-            # An answer that is an error (e.g. the node put it back itself meanwhile) is
-            # left to the receipt checks and replacements of the next heads.
-            await self._send_raw(resend, head.number)
+        forgotten = [f for f, tx in zip(flights, known, strict=True) if tx is None]
+        if forgotten:
+            await self._send_again(forgotten, head, "reorg")
         self._nonces.reset()
-        if back or resend:
-            log.warning(
-                "reorg: transactions in flight again",
-                extra={"back": len(back), "sent_again": len(resend)},
-            )
+        if back:
+            log.warning("reorg: transactions in flight again", extra={"back": len(back)})
         return len(back)
+
+    async def _send_again(self, flights: Sequence[_InFlight], head: BlockRef, why: str) -> None:
+        """Send ``flights`` again exactly as signed before (same nonce, same fees, so the
+        same hash): their nonces are free, and left unused they would hold back every
+        later transaction of ours. An answer that is an error (e.g. the node put one back
+        itself meanwhile) is left to the receipt checks and replacements of later heads."""
+        flights = sorted(flights, key=lambda f: f.nonce)
+        raws = []
+        for flight in flights:
+            raws.append(self._sign(flight))  # deterministic: the same hash again
+            flight.hashes = list(dict.fromkeys(flight.hashes))
+        await self._send_raw(raws, head.number)
+        log.warning(
+            "sent again",
+            extra={"why": why, "nonces": [f.nonce for f in flights], "head": head.number},
+        )
 
     async def _settle(
         self, flight: _InFlight, receipt: dict[str, Any], head: BlockRef, gas: GasContext

@@ -244,6 +244,45 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
             await fork_rpc.call("evm_setAutomine", [True])
 
 
+async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """anvil forgets pending transactions of ours when a block is full (seen at 10,000
+    borrowers: 18 of 70 gone, and won by a competitor 3 blocks later, after the fee-bump
+    replacement). Here the node drops one in the middle of our nonces (a gap holding back
+    the rest) and the last one: the next head sends both again, unchanged, and every
+    transaction is mined in the block after."""
+    m, sc = crashed
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        runner = bot.runner
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            report = await runner.handle(await head_of(fork_rpc))
+            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+            assert len(sent) >= 3
+            dropped = [sent[len(sent) // 2], sent[-1]]
+            for a in dropped:
+                await fork_rpc.call("anvil_dropTransaction", [a.tx_hash])
+                assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is None
+            await sc.mine(1)
+            first_block = to_int(await fork_rpc.call("eth_blockNumber"))
+            head = await head_of(fork_rpc)
+            await runner.handle(head)
+            for a in dropped:
+                assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is not None
+            await sc.mine(1)
+            await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r for r in bot.ledger.rows()}
+            for a in sent:
+                row = rows[a.row]
+                assert row.outcome == "won", row
+                assert row.tx_hash == a.tx_hash  # sent again as signed, not replaced
+                # Before the gap: the first block; the gap and after it: the next one.
+                assert row.settled_block == first_block + (a.row >= dropped[0].row)
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+
+
 async def test_a_bid_share_tips_from_the_profit_and_the_guard_covers_it(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
