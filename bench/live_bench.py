@@ -11,11 +11,12 @@ switches anvil to interval mining and runs both side by side, the baseline in it
 process:
 
 * RPC economy: JSON-RPC calls per block of each bot over ``--blocks`` quiet blocks;
-* reaction: an oracle update crashes ``--symbol`` by ``--crash-bps``; per bot, the time
-  from a head's arrival to its liquidations being sent, and the blocks from the oracle
-  update's block to the first liquidation it got included;
-* race: who wins each ``LiquidationCall`` (the event's ``liquidator``: liqbot's contract or
-  the baseline's account) until ``--after`` blocks past the update.
+* reaction: ``--updates`` oracle updates, ``--after`` blocks apart, each sets the next of
+  ``--symbols`` to ``--crash-bps`` of its price; per update and bot, the time from a
+  head's arrival to its liquidations being sent, and the blocks from the update's block to
+  the first liquidation it got included;
+* race: per update, who wins each ``LiquidationCall`` (the event's ``liquidator``:
+  liqbot's contract or the baseline's account) until the next update.
 
 ``--solo`` runs liqbot without the baseline: the reaction as the chain alone allows it
 (with the baseline, both bots and anvil share 2 cores, and the baseline's per-block
@@ -48,6 +49,7 @@ from bot.abi import load_abi
 from bot.api import BlockRef
 from bot.chain.heads import LatestHeads, WebsocketHeads
 from bot.devnet.crash import devnet_bot
+from bot.devnet.deploy import DeployOptions
 from bot.devnet.devnet import DevnetSpec, start_devnet
 from bot.devnet.manifest import Manifest
 from bot.devnet.scenario import Scenario
@@ -58,6 +60,9 @@ from bot.runner import HeadReport
 from bot.wiring import BotService
 
 CACHE = Path(".cache/devnet")
+# The devnet's default Uniswap V2 depth (per side, USD), for 2,000 borrowers: by default
+# pools deepen with the market, as DEX liquidity does with a lending market's size.
+_POOL_DEPTH_PER_2K = DeployOptions().pool_depth_usd
 _POOL = load_abi("Pool")
 _LIQ_EVENT = _POOL.event("LiquidationCall")
 _FEED = load_abi("SettableAggregator").fn("setAnswer")
@@ -116,8 +121,10 @@ def _quantiles(xs: list[float]) -> dict[str, float]:
 
 
 async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    net = await start_devnet(DevnetSpec(borrowers=n), state_cache=CACHE)
-    out: dict[str, Any] = {"borrowers": n, "from_cache": net.from_cache}
+    depth = a.pool_depth_usd or _POOL_DEPTH_PER_2K * max(1, n // 2000)
+    spec = DevnetSpec(borrowers=n, deploy=DeployOptions(pool_depth_usd=depth))
+    net = await start_devnet(spec, state_cache=CACHE)
+    out: dict[str, Any] = {"borrowers": n, "from_cache": net.from_cache, "pool_depth_usd": depth}
     m = net.manifest
     try:
         async with JsonRpcClient(net.url) as setup:
@@ -191,25 +198,29 @@ async def _race(
                     (done - seen) * 1e3 for b, seen, done in base.blocks if h0 < b <= h1
                 ],
             }
-            # The crash: one oracle update, in one block (pools are left as they are).
-            r = m.reserve(a.symbol)
-            price = await Scenario(setup, m).chain.call(m.aave.oracle, _ORACLE, r.address)
-            await setup.call("anvil_impersonateAccount", [m.deployer])
-            tx = await setup.call(
-                "eth_sendTransaction",
-                [
-                    {
-                        "from": m.deployer,
-                        "to": r.price_feed,
-                        "data": _FEED.encode_hex(price * a.crash_bps // 10_000),
-                        "gas": hex(200_000),
-                    }
-                ],
-            )
-            receipt = await _receipt(setup, tx)
-            res["oracle_block"] = to_int(receipt["blockNumber"])
-            await _wait_block(setup, res["oracle_block"] + a.after)
-            await asyncio.sleep(a.block_time * 0.9)
+            # The updates: each one oracle update, in one block (pools are left as they are).
+            res["updates"] = []
+            for k in range(a.updates):
+                symbol = a.symbols[k % len(a.symbols)]
+                r = m.reserve(symbol)
+                price = await Scenario(setup, m).chain.call(m.aave.oracle, _ORACLE, r.address)
+                await setup.call("anvil_impersonateAccount", [m.deployer])
+                tx = await setup.call(
+                    "eth_sendTransaction",
+                    [
+                        {
+                            "from": m.deployer,
+                            "to": r.price_feed,
+                            "data": _FEED.encode_hex(price * a.crash_bps // 10_000),
+                            "gas": hex(200_000),
+                        }
+                    ],
+                )
+                receipt = await _receipt(setup, tx)
+                ob = to_int(receipt["blockNumber"])
+                res["updates"].append({"symbol": symbol, "block": ob})
+                await _wait_block(setup, ob + a.after)
+                await asyncio.sleep(a.block_time * 0.9)
         finally:
             stop.set()
 
@@ -220,24 +231,20 @@ async def _race(
         tg.create_task(drive())
     await setup.call("evm_setIntervalMining", [0])
     await setup.call("evm_setAutomine", [True])
-    ob = res["oracle_block"]
-
-    # -- race: every LiquidationCall since the oracle update ------------------------------
+    updates = res.pop("updates")
     head = to_int(await setup.call("eth_blockNumber"))
     logs = await setup.call(
         "eth_getLogs",
         [
             {
-                "fromBlock": hex(ob),
+                "fromBlock": hex(updates[0]["block"]),
                 "toBlock": hex(head),
                 "address": m.aave.pool,
                 "topics": [_LIQ_EVENT.topic0_hex],
             }
         ],
     )
-    wins: Counter[str] = Counter()
-    first: dict[str, str] = {}
-    blocks_by: dict[str, list[int]] = {"liqbot": [], "baseline": []}
+    events: list[tuple[int, str, str]] = []  # (block, user, winner), in chain order
     for lg in logs:
         ev = _LIQ_EVENT.decode(
             [bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:])
@@ -250,66 +257,67 @@ async def _race(
             if who == base.address.lower()
             else "other"
         )
-        wins[name] += 1
-        first.setdefault(str(ev["user"]).lower(), name)
-        if name in blocks_by:
-            blocks_by[name].append(to_int(lg["blockNumber"]) - ob)
-    crash_reports = [r for r in reports if r.head.number >= ob]
+        events.append((to_int(lg["blockNumber"]), str(ev["user"]).lower(), name))
+    timed = [
+        (b, t - heads_src.arrived[b], att)
+        for b, t, att in sends
+        if att.outcome == Outcome.SENT and b in heads_src.arrived
+    ]
+    rows = bot.ledger.rows()
+    ends = [u["block"] for u in updates[1:]] + [head + 1]
+    res["updates"] = [
+        {"symbol": u["symbol"], **_window(u["block"], end, events, reports, timed, base, rows)}
+        for u, end in zip(updates, ends, strict=True)
+    ]
+    res["liqbot_ledger"] = dict(Counter(f"{r.outcome}" for r in rows))
+    res["liqbot_refusals"] = dict(
+        Counter(att.reason[:80] for _, _, att in sends if att.outcome != Outcome.SENT)
+    )
+    res["bid_share"] = a.bid_share
+    return res
+
+
+def _window(
+    ob: int,
+    end: int,
+    events: list[tuple[int, str, str]],
+    reports: list[HeadReport],
+    timed: list[tuple[int, float, Attempt]],
+    base: BaselineProcess,
+    rows: list[Any],
+) -> dict[str, Any]:
+    """Race and reaction for one oracle update, mined in block ``ob``: the heads and
+    liquidations from ``ob`` up to the next update's block ``end``."""
+    inside = [(b, u, w) for b, u, w in events if ob <= b < end]
+    wins = Counter(w for _, _, w in inside)
+    first: dict[str, str] = {}
+    for _, u, w in inside:
+        first.setdefault(u, w)
+    blocks_by: dict[str, list[int]] = {"liqbot": [], "baseline": []}
+    for b, _, w in inside:
+        if w in blocks_by:
+            blocks_by[w].append(b - ob)
+    crash = [r for r in reports if ob <= r.head.number < end]
     # The users liqbot found worth a transaction (a plan that paid after flash-loan fee,
     # swap and gas): the baseline holds the debt tokens and keeps the collateral, so it
     # also takes positions whose collateral no longer sells at a profit.
-    planned = {r.user.lower() for r in bot.ledger.rows() if r.block >= ob}
+    planned = {r.user.lower() for r in rows if ob <= r.block < end}
     contested = Counter(first.get(u, "nobody") for u in planned)
-    res["race"] = {
-        "bid_share": a.bid_share,
-        "liquidatable_at_update": crash_reports[0].liquidatable if crash_reports else None,
+    liq_sent = [(b, dt) for b, dt, _ in timed if ob <= b < end]
+    base_sent = [s for s in base.sends if ob <= s.block < end]
+    return {
+        "block": ob,
+        "liquidatable_at_update": crash[0].liquidatable if crash else None,
         "liquidations": dict(wins),
         "users": len(first),
         "first_liquidation_of_user": dict(Counter(first.values())),
-        "liqbot_share": wins["liqbot"] / max(1, sum(wins.values())),
         "planned_by_liqbot": len(planned),
         "first_liquidation_of_planned_user": dict(contested),
         "liqbot_share_of_planned": contested["liqbot"] / max(1, len(planned)),
-    }
-    # -- reaction -----------------------------------------------------------------------
-    liq_sent: list[tuple[int, float, Attempt]] = [
-        (b, t - heads_src.arrived[b], att)
-        for b, t, att in sends
-        if b >= ob and att.outcome == Outcome.SENT and b in heads_src.arrived
-    ]
-    base_sent = [s for s in base.sends if s.block >= ob]
-    # Where liqbot's own transactions landed, and how (status, block offset, index in it).
-    mine = []
-    for b, t, att in sends:
-        if att.outcome == Outcome.SENT and att.tx_hash:
-            rc = await setup.call("eth_getTransactionReceipt", [att.tx_hash])
-            if rc is not None:
-                mine.append(
-                    {
-                        "head": b - ob,
-                        "sent_ms": (t - heads_src.arrived.get(b, t)) * 1e3,
-                        "status": to_int(rc["status"]),
-                        "block": to_int(rc["blockNumber"]) - ob,
-                        "index": to_int(rc["transactionIndex"]),
-                    }
-                )
-    first_base = base_sent[0] if base_sent else None
-    if first_base is not None:
-        rc = await setup.call("eth_getTransactionReceipt", [first_base.tx_hash])
-        if rc is not None:
-            res["baseline_first_tx"] = {
-                "sent_ms": (first_base.sent - first_base.arrived) * 1e3,
-                "block": to_int(rc["blockNumber"]) - ob,
-                "index": to_int(rc["transactionIndex"]),
-            }
-    res["liqbot_txs"] = mine
-    res["liqbot_ledger"] = dict(Counter(f"{r.outcome}" for r in bot.ledger.rows()))
-    res["reaction"] = {
-        "liqbot_head_to_send_ms": _quantiles([dt * 1e3 for _, dt, _ in liq_sent]),
+        "liqbot_head_to_send_ms": _quantiles([dt * 1e3 for _, dt in liq_sent]),
         "liqbot_first_send_head": (liq_sent[0][0] - ob) if liq_sent else None,
-        "liqbot_handle_ms_at_update": [r.elapsed_s * 1e3 for r in crash_reports[:3]],
         "liqbot_phases_ms_at_update": [
-            {step: round(t * 1e3) for step, t in r.phases} for r in crash_reports[:3]
+            {step: round(t * 1e3) for step, t in r.phases} for r in crash[:2]
         ],
         "baseline_head_to_send_ms": _quantiles([(s.sent - s.arrived) * 1e3 for s in base_sent]),
         "baseline_first_send_head": (base_sent[0].block - ob) if base_sent else None,
@@ -317,14 +325,9 @@ async def _race(
         "baseline_blocks_to_inclusion": min(blocks_by["baseline"], default=None),
         "liqbot_sent": len(liq_sent),
         "baseline_sent": len(base_sent),
-        "liqbot_outcomes": dict(Counter(str(att.outcome.value) for _, _, att in sends)),
-        "liqbot_refusals": dict(
-            Counter(att.reason[:80] for _, _, att in sends if att.outcome != Outcome.SENT)
-        ),
         "liqbot_inclusion_blocks": dict(Counter(blocks_by["liqbot"])),
         "baseline_inclusion_blocks": dict(Counter(blocks_by["baseline"])),
     }
-    return res
 
 
 # -- memory (child process) ----------------------------------------------------------------
@@ -422,41 +425,59 @@ def print_report(runs: list[dict[str, Any]], mem: dict[str, Any] | None) -> None
             f"- {r['borrowers']:,} borrowers: {detail}; median work per block: "
             f"liqbot {_fmt(head_ms, ' ms')}, baseline {_fmt(blk_ms, ' ms')}"
         )
-    print("\n## Reaction (oracle update → liquidation)\n")
+    print("\n## Reaction (each oracle update → liquidation)\n")
     print(
-        "| borrowers | bot | head → sent, median (min–max) | first send on head | "
-        "blocks to first inclusion | txs sent |"
+        "| borrowers | update | liquidatable | liqbot head → sent, median (min–max) | "
+        "liqbot blocks to first inclusion | baseline blocks to first inclusion | "
+        "liqbot sent | baseline sent |"
     )
-    print("|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
-        x = r["reaction"]
-        for bot in ("liqbot", "baseline"):
-            q = x[f"{bot}_head_to_send_ms"]
+        for k, x in enumerate(r["updates"], 1):
+            q = x["liqbot_head_to_send_ms"]
             span = f"{q['median']:,.0f} ms ({q['min']:,.0f}–{q['max']:,.0f})" if q else "—"
-            fs = x[f"{bot}_first_send_head"]
             print(
-                f"| {r['borrowers']:,} | {bot} | {span} | "
-                f"{'—' if fs is None else f'update + {fs}'} | "
-                f"{_fmt(x[f'{bot}_blocks_to_inclusion'])} | {x[f'{bot}_sent']} |"
+                f"| {r['borrowers']:,} | {k}: {x['symbol']} | {x['liquidatable_at_update']} | "
+                f"{span} | {_fmt(x['liqbot_blocks_to_inclusion'])} | "
+                f"{_fmt(x['baseline_blocks_to_inclusion'])} | {x['liqbot_sent']} | "
+                f"{x['baseline_sent']} |"
             )
+    for r in runs:
+        got = [x["liqbot_blocks_to_inclusion"] for x in r["updates"]]
+        nxt = sum(g == 1 for g in got)
+        print(
+            f"\n- {r['borrowers']:,} borrowers: liqbot included in the next block after "
+            f"{nxt} of {len(got)} updates (blocks: {', '.join(map(str, got))})"
+        )
     print("\n## Race (same chain; who executes each LiquidationCall)\n")
     print(
-        "| borrowers | liqbot bid share | liquidatable at update | liquidations | liqbot | "
-        "baseline | liqbot share | users first liquidated by liqbot | of the users liqbot "
-        "planned |"
+        "| borrowers | update | liqbot bid share | liquidatable at update | liquidations | "
+        "liqbot | baseline | users first liquidated by liqbot | of the users liqbot planned |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
-        x = r["race"]
-        w = x["liquidations"]
-        fl = x["first_liquidation_of_user"]
-        fp = x["first_liquidation_of_planned_user"]
+        total: Counter[str] = Counter()
+        for k, x in enumerate(r["updates"], 1):
+            w = x["liquidations"]
+            fl = x["first_liquidation_of_user"]
+            fp = x["first_liquidation_of_planned_user"]
+            total.update(
+                planned=x["planned_by_liqbot"],
+                won=fp.get("liqbot", 0),
+                users=x["users"],
+                first=fl.get("liqbot", 0),
+            )
+            print(
+                f"| {r['borrowers']:,} | {k}: {x['symbol']} | {r['bid_share']:g} | "
+                f"{x['liquidatable_at_update']} | {sum(w.values())} | {w.get('liqbot', 0)} | "
+                f"{w.get('baseline', 0)} | {fl.get('liqbot', 0)} / {x['users']} | "
+                f"{fp.get('liqbot', 0)} / {x['planned_by_liqbot']} "
+                f"({x['liqbot_share_of_planned']:.0%}) |"
+            )
         print(
-            f"| {r['borrowers']:,} | {x['bid_share']:g} | {x['liquidatable_at_update']} | "
-            f"{sum(w.values())} | {w.get('liqbot', 0)} | {w.get('baseline', 0)} | "
-            f"{x['liqbot_share']:.0%} | {fl.get('liqbot', 0)} / {x['users']} | "
-            f"{fp.get('liqbot', 0)} / {x['planned_by_liqbot']} "
-            f"({x['liqbot_share_of_planned']:.0%}) |"
+            f"| {r['borrowers']:,} | **all** | | | | | | {total['first']} / {total['users']} | "
+            f"**{total['won']} / {total['planned']} "
+            f"({total['won'] / max(1, total['planned']):.0%})** |"
         )
     if mem:
         mb = 1024.0
@@ -494,12 +515,21 @@ if __name__ == "__main__":
     ap.add_argument("--borrowers", type=int, nargs="+", default=[2000])
     ap.add_argument("--blocks", type=int, default=20, help="quiet blocks for RPC economy")
     ap.add_argument("--block-time", type=int, default=1, help="anvil interval mining (s)")
-    ap.add_argument("--symbol", default="WETH")
+    ap.add_argument(
+        "--symbols", nargs="+", default=["WETH", "WBTC"], help="updated in turn, one per update"
+    )
+    ap.add_argument("--updates", type=int, default=4, help="oracle updates per borrower count")
     ap.add_argument("--crash-bps", type=int, default=9_500, help="new price, bps of the old")
-    ap.add_argument("--after", type=int, default=8, help="blocks watched after the update")
+    ap.add_argument("--after", type=int, default=8, help="blocks watched after each update")
     ap.add_argument("--max-plans", type=int, default=512, help="liqbot max_plans_per_block")
     ap.add_argument(
         "--bid-share", type=float, default=0.0, help="liqbot executor.bid_share (0: fixed tip)"
+    )
+    ap.add_argument(
+        "--pool-depth-usd",
+        type=int,
+        default=0,
+        help="Uniswap V2 depth per pool side; 0: 50M per 2,000 borrowers",
     )
     ap.add_argument("--memory", type=int, default=100_000, help="positions; 0: skip")
     ap.add_argument(

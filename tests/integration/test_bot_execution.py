@@ -22,8 +22,8 @@ from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.devnet.scenario import Scenario
 from bot.execution.executor import GasContext
 from bot.execution.guards import KillSwitch
-from bot.execution.liquidator import LIQUIDATOR_ABI
 from bot.ledger import Outcome
+from bot.research.brute import brute_force_best
 from bot.rpc import JsonRpcClient, to_int
 from bot.wiring import BotService
 from strategies.api import StrategyInput
@@ -108,38 +108,13 @@ async def test_plan_beats_brute_force_over_pairs_and_amounts(
         owner = bot.executor.settings.owner
         liquidator = bot.executor.settings.liquidator
         assert owner and liquidator
-    fn = LIQUIDATOR_ABI.fn("liquidate")
     ratios: list[float] = []
     for user in victims:
-        state = positions[user]  # the indexer's, equal to the chain's (parity-tested)
-        collaterals = [rid for rid, u in state.reserves.items() if u.collateral_enabled]
-        debts = [rid for rid, u in state.reserves.items() if u.scaled_variable_debt > 0]
-        calls, labels = [], []
-        for c in collaterals:
-            for d in debts:
-                rc, rd = market.reserves[c], market.reserves[d]
-                total = state.reserves[d].scaled_variable_debt * rd.variable_borrow_index // 10**27
-                for k in range(1, 41):
-                    amount = max(1, total * k // 40)
-                    data = fn.encode_hex(rd.asset, amount, [(rc.asset, user, amount)], 0)
-                    calls.append(
-                        (
-                            "eth_call",
-                            [
-                                {"from": owner, "to": liquidator, "data": data},
-                                "latest",
-                                {},
-                                {"time": hex(inp.ts)},
-                            ],
-                        )
-                    )
-                    labels.append(rd)
-        results = await fork_rpc.batch(calls)
-        best = 0
-        for rd, res in zip(labels, results, strict=True):
-            if isinstance(res, str):
-                profit = fn.decode_one(res)
-                best = max(best, profit * rd.price // 10**rd.config.decimals)
+        # The indexer's position, equal to the chain's (parity-tested).
+        found = await brute_force_best(
+            fork_rpc, market, positions[user], user, owner=owner, liquidator=liquidator, ts=inp.ts
+        )
+        best = found.profit_base
         if best == 0:
             assert user not in plans  # nothing profitable, nothing planned
             continue
