@@ -110,6 +110,7 @@ class _InFlight:
     # Every hash sent for this nonce, newest last: after a replacement either may be mined.
     hashes: list[str] = field(default_factory=list)
     plan: LiquidationPlan | None = None  # None when adopted after a restart
+    stuck: bool = False  # a bump was refused (too dear for the plan); said once
 
     def value(self, tokens: int) -> int:
         """Base-currency value of ``tokens`` of the debt asset, at the plan's price."""
@@ -838,10 +839,12 @@ class Executor:
         )
         worst_case_base = _base(flight.gas_limit * max_fee, gas)
         if max_fee > self.settings.max_fee_wei or worst_case_base >= flight.profit_base:
-            log.warning(
-                "stuck, not bumped",
-                extra={"user": flight.user, "tx": flight.tx_hash, "max_fee": max_fee},
-            )
+            if not flight.stuck:  # once: it is asked again every head it stays stuck
+                flight.stuck = True
+                log.warning(
+                    "stuck, not bumped",
+                    extra={"user": flight.user, "tx": flight.tx_hash, "max_fee": max_fee},
+                )
             return None
         old = (flight.tx_hash, flight.max_fee, flight.priority_fee)
         flight.max_fee, flight.priority_fee = max_fee, priority
