@@ -381,16 +381,27 @@ def _records(effects: Sequence[Any]) -> list[EventRecord]:
     return [e for e in effects if isinstance(e, EventRecord)]
 
 
+_relaxed: list[tuple[int, ...]] = []  # the thresholds to restore, one per backfill running
+
+
 @contextmanager
 def _fewer_collections(young: int = 50_000) -> Iterator[None]:
     """Run the cyclic garbage collector less often while this lasts. A backfill allocates
     millions of short-lived objects that form no cycles (parsed logs, events, positions),
     and by default the collector runs every 700 net allocations, now and then over the
     whole heap: a 17,722-log backfill ran at 46,000 logs/s, 55,000 with this. Only the
-    first generation's threshold is raised, and restored after."""
-    before = gc.get_threshold()
-    gc.set_threshold(young, *before[1:])
+    first generation's threshold is raised. Backfills of several indexers in one process
+    interleave on the event loop, so the process's thresholds come back when the last
+    one ends, not when the first does."""
+    if not _relaxed:
+        before = gc.get_threshold()
+        gc.set_threshold(young, *before[1:])
+        _relaxed.append(before)
+    else:
+        _relaxed.append(_relaxed[0])
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        restore = _relaxed.pop()
+        if not _relaxed:
+            gc.set_threshold(*restore)
