@@ -28,10 +28,11 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.api import BlockRef
+from bot.api import BlockRef, Scan
 from bot.devnet.crash import devnet_bot
 from bot.devnet.devnet import DevnetSpec, start_devnet
 from bot.devnet.scenario import Scenario
@@ -39,12 +40,21 @@ from bot.execution.executor import GasContext
 from bot.ledger import Ledger, Outcome
 from bot.research.brute import BruteForceBest, brute_force_best
 from bot.rpc import JsonRpcClient
+from bot.wiring import BotService
 
 CACHE = Path(".cache/devnet")
 
 
-async def _head(rpc: JsonRpcClient) -> BlockRef:
-    return BlockRef.from_json(await rpc.call("eth_getBlockByNumber", ["latest", False]))
+async def _planning(
+    bot: BotService, head: BlockRef, users: Sequence[str] | None = None
+) -> tuple[Scan, Any]:
+    """The scan at ``head`` and what the strategy sees there for ``users`` (default:
+    every liquidatable position)."""
+    runner = bot.runner
+    scan = await runner.adapter.scan(head, set())
+    gas = GasContext(head.base_fee, scan.native_price_base)
+    targets = sorted(scan.liquidatable) if users is None else users
+    return scan, await runner.planning_input(head, scan, targets, gas)
 
 
 async def run(a: argparse.Namespace) -> dict[str, Any]:
@@ -67,7 +77,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 await rpc.call("evm_setAutomine", [False])
                 pending: tuple[int, BruteForceBest] | None = None
                 while True:
-                    head = await _head(rpc)
+                    head = await runner.indexer.latest()
                     # Settles the liquidation mined in ``head``, then sends the next one.
                     report = await runner.handle(head)
                     if pending is not None:
@@ -81,9 +91,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                     user = next(r.user for r in bot.ledger.rows() if r.id == attempt.row)
                     ts = head.timestamp + runner.settings.block_time_s
                     # The state the transaction will execute on: it is pending, unmined.
-                    scan = await runner.adapter.scan(head, set())
-                    gas = GasContext(head.base_fee, scan.native_price_base)
-                    inp = await runner.planning_input(head, scan, [user], gas)
+                    _, inp = await _planning(bot, head, [user])
                     best = await brute_force_best(
                         rpc,
                         inp.market,
@@ -144,23 +152,18 @@ def _measured(ledger: Ledger, row_id: int, best: BruteForceBest) -> dict[str, An
 
 async def _left_on_table(
     rpc: JsonRpcClient,
-    bot: Any,
+    bot: BotService,
     owner: str,
     liquidator: str,
     grid: int,
     gas_units: float,
 ) -> dict[str, Any]:
     """Brute-force the positions still liquidatable once liqbot plans nothing more."""
-    runner = bot.runner
-    head = await _head(rpc)
-    scan = await runner.adapter.scan(head, set())
-    gas = GasContext(head.base_fee, scan.native_price_base)
-    users = sorted(scan.liquidatable)
-    inp = await runner.planning_input(head, scan, users, gas)
-    ts = head.timestamp + runner.settings.block_time_s
+    head = await bot.runner.indexer.latest()
+    scan, inp = await _planning(bot, head)
+    ts = head.timestamp + bot.runner.settings.block_time_s
     s = bot.executor.settings
-    gas_base = int(gas_units) * (head.base_fee + s.priority_fee_wei)
-    gas_base = gas_base * scan.native_price_base // 10**18
+    gas_base = inp.gas_cost_base(int(gas_units))
     bar = gas_base + s.min_profit_base
     paying, below = [], 0
     for user, position in inp.positions.items():
@@ -172,7 +175,7 @@ async def _left_on_table(
         elif best.profit_base > gas_base:
             below += 1
     return {
-        "liquidatable": len(users),
+        "liquidatable": len(scan.liquidatable),
         "gas_cost_base": gas_base,
         "min_profit_base": s.min_profit_base,
         "paying_after_gas_and_min_profit": paying,
