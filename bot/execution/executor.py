@@ -565,27 +565,23 @@ class Executor:
             elif answer is not None:
                 flight.tx_hash = tx_hash  # the one that was mined
                 mined[flight.row] = answer
+        waiting = [f for f in flights if f.row not in mined and f.row not in unknown]
         due = {
             f.row
-            for f in flights
-            if f.row not in mined
-            and f.row not in unknown
-            and head.number - f.sent_block >= self.settings.replace_after_blocks
+            for f in waiting
+            if head.number - f.sent_block >= self.settings.replace_after_blocks
         }
-        held = answers[len(asked) :] if self.relay is None else [{}] * len(flights)
-        # One whose fee is below the base fee (dropped for it, as anvil does) waits for its
-        # replacement, which sends it too: the same again cannot help there.
-        forgotten = [
-            f
-            for f, tx in zip(flights, held, strict=True)
-            if tx is None
-            and f.row not in mined
-            and f.row not in unknown
-            and f.row not in due
-            and f.max_fee >= head.base_fee
-        ]
-        if forgotten:
-            await self._send_again(forgotten, head, "forgotten by the node")
+        if self.relay is None:
+            held = dict(zip((f.row for f in flights), answers[len(asked) :], strict=True))
+            # One whose fee is below the base fee (dropped for it, as anvil does) waits for
+            # its replacement, which sends it too: the same again cannot help there.
+            forgotten = [
+                f
+                for f in waiting
+                if held[f.row] is None and f.row not in due and f.max_fee >= head.base_fee
+            ]
+            if forgotten:
+                await self._send_again(forgotten, head, "forgotten by the node")
         settled = []
         for flight in flights:
             if flight.row in mined:
