@@ -22,6 +22,7 @@ class BlockRef:
     parent_hash: str
     timestamp: int
     base_fee: int = 0  # EIP-1559 base fee per gas (0 before London / when not given)
+    gas_limit: int = 0  # the block's gas limit (0 when not given)
 
     @classmethod
     def from_json(cls, j: Mapping[str, Any]) -> BlockRef:
@@ -32,6 +33,7 @@ class BlockRef:
             j["parentHash"],
             int(j["timestamp"], 16),
             int(j.get("baseFeePerGas") or "0x0", 16),
+            int(j.get("gasLimit") or "0x0", 16),
         )
 
 

@@ -193,6 +193,12 @@ class ExecutorConfig(_Section):
         "(0: priority_fee_gwei only)",
     )
     replace_after_blocks: int = Field(default=3, ge=1)
+    max_gas_in_flight: Decimal = Field(
+        default=Decimal(1),
+        ge=0,
+        description="our unmined transactions may take this many blocks' gas limit (their "
+        "expected gas, best plans first; the rest wait for the next head); 0: no limit",
+    )
     cooldown_blocks: int = Field(default=5, ge=0)
     simulate_block: Literal["pending", "latest"] = "pending"
     max_daily_loss: Decimal | None = Field(

@@ -28,6 +28,7 @@ class Outcome(StrEnum):
     RACED = "raced"  # someone liquidated first (seen in simulation or on chain)
     REVERTED = "reverted"  # mined and reverted for another reason
     UNPROFITABLE = "unprofitable"  # the simulation said it would not pay: not sent
+    CANCELLED = "cancelled"  # replaced by a transfer to ourselves: it no longer paid a bump
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ class Metrics:
         )
         self.opportunities = Counter(
             "liqbot_opportunities",
-            "plans by outcome: as executed, then as settled (won/raced/reverted)",
+            "plans by outcome: as executed, then as settled (won/raced/reverted/cancelled)",
             ["outcome"],
             registry=r,
         )

@@ -109,10 +109,11 @@ class Runner:
         settled = await self.executor.on_head(head, gas)
         targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
-        if targets:
+        room = self.executor.gas_room(head)
+        if targets and (room is None or room > 0):
             inp = await self.planning_input(head, scan, targets, gas)
             mark("plan")
-            attempts = await self._execute(inp, head, gas, mark)
+            attempts = await self._execute(inp, head, gas, mark, room)
         planned = len(attempts)
         report = HeadReport(
             head,
@@ -155,10 +156,17 @@ class Runner:
         return max(ts, newest.timestamp + self.settings.block_time_s)
 
     async def _execute(
-        self, inp: Any, head: BlockRef, gas: GasContext, mark: Callable[[str], None]
+        self,
+        inp: Any,
+        head: BlockRef,
+        gas: GasContext,
+        mark: Callable[[str], None],
+        room: int | None,
     ) -> list[Attempt]:
         """Up to ``max_plans_per_block`` plans, priced in sending order, in batches of
-        growing size (8, 32, 128, ...).
+        growing size (8, 32, 128, ...), while their expected gas fits ``room`` (the
+        executor's ``gas_room``; None: no limit). The plans past it are not recorded:
+        the next heads plan them afresh, as the block room frees up.
 
         Each batch is simulated and sent before the next is priced: at a crash with
         hundreds of targets, pricing all of them first would hold back the most profitable
@@ -186,7 +194,7 @@ class Runner:
             # put the simulation before the chain's time again.
             latest = asyncio.create_task(self.indexer.latest())
             try:
-                sims, seq = await self._batch(
+                batch, seq = await self._batch(
                     inp,
                     priced,
                     head,
@@ -199,6 +207,7 @@ class Runner:
                 )
             finally:
                 latest.cancel()
+            sims = _fitting(batch, room)
             got = await self.executor.submit(sims, head, gas)
             attempts += got
             mark(f"sent {k}")
@@ -208,8 +217,14 @@ class Runner:
             if len(gone) != sum(x.ok for x in sims):
                 seq = None  # it committed a plan that was not sent
             if len(sims) < size:
-                break  # nothing left to plan
+                break  # nothing left to plan, or no block room left
             size = min(budget - len(attempts), size * _BATCH_GROWTH)
+            room = self.executor.gas_room(head)
+            if room is not None:
+                # Simulate about what still fits, not a whole batch to drop most of it.
+                used = [x.gas for x in sims if x.ok]
+                if sum(used) > 0:
+                    size = min(size, room * len(used) // sum(used) + 1)
         return attempts
 
     async def _batch(
@@ -337,6 +352,28 @@ class Runner:
                 streak = 0
             if on_report is not None:
                 on_report(report)
+
+
+def _fitting(sims: Sequence[Simulation], room: int | None) -> list[Simulation]:
+    """``sims`` (in sending order, as simulated) up to the first passing one that no
+    longer fits ``room`` (None: no limit). A failed one takes no room: it is recorded,
+    never sent.
+
+    A block builder (geth, anvil) admits a transaction while the block's gas used so far
+    plus the transaction's gas *limit* is within the block's, then takes only the gas it
+    used: so one fits when the expected gas before it plus its own limit fits.
+    """
+    if room is None:
+        return list(sims)
+    out: list[Simulation] = []
+    used = 0
+    for x in sims:
+        if x.ok:
+            if used + x.gas_limit > room:
+                break
+            used += x.gas
+        out.append(x)
+    return out
 
 
 def _numbered(mark: Callable[[str], None], k: int, step: str) -> None:

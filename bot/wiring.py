@@ -199,6 +199,7 @@ async def open_bot(
                     max_fee_wei=int(ex.max_fee_gwei * gwei),
                     bid_share_bps=int(ex.bid_share * 10_000),
                     replace_after_blocks=ex.replace_after_blocks,
+                    gas_in_flight_bps=int(ex.max_gas_in_flight * 10_000),
                     cooldown_blocks=ex.cooldown_blocks,
                     min_profit_base=min_profit_base,
                     simulate_tag=ex.simulate_block,

@@ -14,7 +14,10 @@ head times two plus the priority fee, under a cap); with ``bid_share_bps`` the p
 fee bids that share of what the plan earns above its base-fee gas, so that a competitor
 with a plain tip is ordered after us in the block. A transaction still pending after
 ``replace_after_blocks`` is replaced once per head with fees bumped by 12.5% (what nodes
-require), as long as the worst-case gas cost stays below the expected profit.
+require), as long as the worst-case gas cost stays below the expected profit; past that it
+is cancelled (the same nonce, a transfer to ourselves), so that it stops holding back our
+later transactions, and its user is planned afresh. ``gas_room`` bounds what we keep in
+flight to what the next block holds.
 
 With a private relay (``bot.execution.relay``) every send goes there instead of to the
 node's mempool; receipts are still read from the node. A relay does not include a
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 WEI_PER_NATIVE = 10**18
 # A replacement must raise both fee fields by at least 10% (geth) / 12.5% (others).
 REPLACEMENT_BUMP_BPS = 11_250
+CANCEL_GAS = 21_000  # a plain transfer: what a cancellation costs
 # Reverts that mean "not liquidatable any more": Aave's HEALTH_FACTOR_NOT_BELOW_THRESHOLD,
 # COLLATERAL_CANNOT_BE_LIQUIDATED, SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER.
 RACE_REASONS = ("'45'", "'46'", "'47'")
@@ -72,6 +76,9 @@ class ExecutorSettings:
     # 1/64 of each call's gas the EVM withholds; the limit must cover the gross.
     simulated_gas_margin_bps: int = 15_000
     replace_after_blocks: int = 3
+    # Our transactions in flight take at most this share of a block's gas limit (their
+    # expected gas); 0: no limit. See ``Executor.gas_room``.
+    gas_in_flight_bps: int = 10_000
     cooldown_blocks: int = 5
     min_profit_base: int = 0
     simulate_tag: str = "pending"
@@ -106,11 +113,21 @@ class _InFlight:
     max_fee: int
     priority_fee: int
     data: bytes
+    gas: int = 0  # expected gas used (the simulation's): its share of a block
     replaced: int = 0
     # Every hash sent for this nonce, newest last: after a replacement either may be mined.
     hashes: list[str] = field(default_factory=list)
     plan: LiquidationPlan | None = None  # None when adopted after a restart
-    stuck: bool = False  # a bump was refused (too dear for the plan); said once
+    stuck: bool = False  # a bump was refused (over the fee cap); said once
+    # Replaced by a transfer to ourselves (it no longer paid a fee bump); the hashes of
+    # those transfers, which settle the row as cancelled when mined.
+    cancelled: bool = False
+    cancels: list[str] = field(default_factory=list)
+
+    @property
+    def block_gas(self) -> int:
+        """The gas it is expected to take of the block that includes it."""
+        return CANCEL_GAS if self.cancelled else self.gas or self.gas_limit
 
     def value(self, tokens: int) -> int:
         """Base-currency value of ``tokens`` of the debt asset, at the plan's price."""
@@ -219,7 +236,26 @@ class Executor:
         """The plans of our transactions not yet mined, in nonce order: they execute
         before anything sent now, so new plans are priced after their swaps."""
         flights = sorted(self._in_flight.values(), key=lambda f: f.nonce)
-        return [f.plan for f in flights if f.plan is not None]
+        return [f.plan for f in flights if f.plan is not None and not f.cancelled]
+
+    def gas_room(self, head: BlockRef) -> int | None:
+        """The gas new transactions may take after ``head``: ``gas_in_flight_bps`` of its
+        block gas limit, less what our transactions in flight are expected to use. None:
+        no limit (none set, or the header has no gas limit).
+
+        A node mines one sender's transactions in nonce order, so sending more than the
+        next block holds only queues them behind each other. At a crash with hundreds of
+        targets (20,000 borrowers) that queue was 8 to 14 blocks deep: the full blocks
+        raised the base fee 12.5% each, the queue's tail fell under it, and each stuck
+        nonce held back every later one while a competitor with its own key overtook
+        them. Sent one block's worth at a time, each plan is priced at the fees and pools
+        of the head it leaves at.
+        """
+        share = self.settings.gas_in_flight_bps
+        if not share or not head.gas_limit:
+            return None
+        used = sum(f.block_gas for f in self._in_flight.values())
+        return head.gas_limit * share // 10_000 - used
 
     def busy(self, user: str, block: int) -> bool:
         """A transaction for ``user`` is in flight, or it is cooling down after a failure."""
@@ -428,6 +464,7 @@ class Executor:
                 fees.max_fee,
                 fees.priority,
                 sim.data,
+                gas=sim.gas,
                 plan=plan,
             )
             raw = self._sign(flight)
@@ -521,23 +558,27 @@ class Executor:
         return Attempt(outcome, row, reason=reason)
 
     def _sign(self, flight: _InFlight) -> bytes:
-        """Sign ``flight`` as it stands (nonce, fees) and set its hash."""
+        """Sign ``flight`` as it stands (nonce, fees; its cancellation once cancelled)
+        and set its hash. Signing is deterministic: the same state gives the same hash."""
         assert self.signer is not None
-        raw = self.signer.sign(
-            {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": flight.nonce,
-                "to": self.settings.liquidator,
-                "data": flight.data,
-                "value": 0,
-                "gas": flight.gas_limit,
-                "maxFeePerGas": flight.max_fee,
-                "maxPriorityFeePerGas": flight.priority_fee,
-            }
-        )
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": flight.nonce,
+            "to": self.settings.liquidator,
+            "data": flight.data,
+            "value": 0,
+            "gas": flight.gas_limit,
+            "maxFeePerGas": flight.max_fee,
+            "maxPriorityFeePerGas": flight.priority_fee,
+        }
+        if flight.cancelled:
+            tx |= {"to": self.signer.address, "data": b"", "gas": CANCEL_GAS}
+        raw = self.signer.sign(tx)
         flight.tx_hash = "0x" + keccak(raw).hex()
-        flight.hashes.append(flight.tx_hash)
+        for hashes in (flight.hashes, flight.cancels) if flight.cancelled else (flight.hashes,):
+            if flight.tx_hash not in hashes:
+                hashes.append(flight.tx_hash)
         return raw
 
     # --- per head ---
@@ -600,6 +641,8 @@ class Executor:
         hold back every later one, and fee bumps would not help. Given up when its nonce
         is unused at ``head`` and it reverts there; None (replace it as usual) otherwise."""
         assert self.signer is not None and self._nonces is not None
+        if flight.cancelled:
+            return None  # a transfer: the liquidation's verdict says nothing of it
         count = await self.rpc.call(
             "eth_getTransactionCount", [self.signer.address, hex(head.number)]
         )
@@ -668,7 +711,11 @@ class Executor:
                     reason=f"not sent: unknown to the node ({' '.join(hashes[i]) or 'no hash'})",
                 )
                 continue
-            tx = found[-1]
+            tx = found[-1]  # the newest: a bump must outbid its fees
+            # Cancellations are transfers to ourselves; the liquidation is the other one.
+            me = self.signer.address.lower()
+            cancels = [t["hash"] for t in found if (t.get("to") or "").lower() == me]
+            call = next((t for t in reversed(found) if t["hash"] not in cancels), tx)
             flight = _InFlight(
                 row.id,
                 row.user.lower(),
@@ -677,11 +724,13 @@ class Executor:
                 to_int(tx["nonce"]),
                 tx["hash"],
                 row.block,
-                to_int(tx["gas"]),
+                to_int(call["gas"]),
                 to_int(tx.get("maxFeePerGas") or tx["gasPrice"]),
                 to_int(tx.get("maxPriorityFeePerGas") or tx["gasPrice"]),
-                bytes.fromhex(tx["input"][2:]),
+                bytes.fromhex(call["input"][2:]),
                 hashes=[t["hash"] for t in found],
+                cancelled=tx["hash"] in cancels,
+                cancels=cancels,
             )
             self._in_flight[flight.row] = flight
             adopted += 1
@@ -752,10 +801,7 @@ class Executor:
         later transaction of ours. An answer that is an error (e.g. the node put one back
         itself meanwhile) is left to the receipt checks and replacements of later heads."""
         flights = sorted(flights, key=lambda f: f.nonce)
-        raws = []
-        for flight in flights:
-            raws.append(self._sign(flight))  # deterministic: the same hash again
-            flight.hashes = list(dict.fromkeys(flight.hashes))
+        raws = [self._sign(flight) for flight in flights]  # the same hashes again
         await self._send_raw(raws, head.number)
         log.warning(
             "sent again",
@@ -777,6 +823,17 @@ class Executor:
             "gas_price_wei": price,
             "realized_gas_cost_base": gas_base,
         }
+        if flight.tx_hash in flight.cancels:
+            # Its nonce went to the transfer: the plan was never executed. Its user is not
+            # cooled down: the next head plans it afresh, at that head's fees.
+            self.losses.record(head.timestamp, -gas_base)
+            self._settled.append((flight, receipt["blockHash"], block, -gas_base))
+            why = "cancelled: it no longer paid a fee bump"
+            self.ledger.update(
+                flight.row, Outcome.CANCELLED, realized_net_base=-gas_base, reason=why, **common
+            )
+            log.info("cancellation mined", extra={"user": flight.user, "tx": flight.tx_hash})
+            return Attempt(Outcome.CANCELLED, flight.row, flight.tx_hash, why)
         if to_int(receipt["status"]) == 1:
             profit = _realized_profit(receipt, self.settings.liquidator)
             net = flight.value(profit) - gas_base
@@ -827,14 +884,20 @@ class Executor:
         return None
 
     async def _replace(self, flight: _InFlight, gas: GasContext, head: BlockRef) -> Attempt | None:
-        """Re-sign ``flight`` with bumped fees; an Attempt when it turns out to be lost for
-        good instead (see ``_superseded``)."""
+        """Re-sign ``flight`` with both fees bumped 12.5%; an Attempt when it turns out to
+        be lost for good instead (see ``_superseded``).
+
+        One whose worst-case gas cost would then reach its expected profit no longer pays
+        for its place: it is cancelled instead (the same nonce, bumped fees, a transfer to
+        ourselves). Left as it was it would stay under the rising base fee and hold back
+        every later transaction of ours; its user is planned afresh once the cancellation
+        is mined, at the fees of that head. A cancellation not mined is bumped in turn.
+        """
         priority = -(-flight.priority_fee * REPLACEMENT_BUMP_BPS // 10_000)
         max_fee = max(
             -(-flight.max_fee * REPLACEMENT_BUMP_BPS // 10_000), 2 * gas.base_fee_wei + priority
         )
-        worst_case_base = _base(flight.gas_limit * max_fee, gas)
-        if max_fee > self.settings.max_fee_wei or worst_case_base >= flight.profit_base:
+        if max_fee > self.settings.max_fee_wei:
             if not flight.stuck:  # once: it is asked again every head it stays stuck
                 flight.stuck = True
                 log.warning(
@@ -842,8 +905,9 @@ class Executor:
                     extra={"user": flight.user, "tx": flight.tx_hash, "max_fee": max_fee},
                 )
             return None
-        old = (flight.tx_hash, flight.max_fee, flight.priority_fee)
-        flight.max_fee, flight.priority_fee = max_fee, priority
+        cancel = flight.cancelled or _base(flight.gas_limit * max_fee, gas) >= flight.profit_base
+        old = (flight.tx_hash, flight.max_fee, flight.priority_fee, flight.cancelled)
+        flight.max_fee, flight.priority_fee, flight.cancelled = max_fee, priority, cancel
         raw = self._sign(flight)
         try:
             if self.relay is None:
@@ -853,18 +917,24 @@ class Executor:
                 if isinstance(answer, RpcError) and not self._maybe_sent(answer):
                     raise answer
         except RpcError as e:
-            flight.tx_hash, flight.max_fee, flight.priority_fee = old
-            flight.hashes.pop()
+            for hashes in (flight.hashes, flight.cancels):
+                if flight.tx_hash in hashes:
+                    hashes.remove(flight.tx_hash)
+            flight.tx_hash, flight.max_fee, flight.priority_fee, flight.cancelled = old
             log.warning("replacement rejected", extra={"user": flight.user, "err": str(e)})
             if "nonce too low" in str(e).lower():
                 return await self._superseded(flight, head)
             return None
         flight.replaced += 1
-        # Both hashes stay in the ledger's reason until one is mined (``recover`` needs them).
+        what = "cancels" if cancel else "replaces"
+        # Both hashes stay in the ledger until one is mined (``recover`` needs them).
         self.ledger.update(
-            flight.row, Outcome.SENT, tx_hash=flight.tx_hash, reason=f"replaces {old[0]}"
+            flight.row, Outcome.SENT, tx_hash=flight.tx_hash, reason=f"{what} {old[0]}"
         )
-        log.info("replaced", extra={"user": flight.user, "old": old[0], "tx": flight.tx_hash})
+        log.info(
+            "cancelled" if cancel else "replaced",
+            extra={"user": flight.user, "old": old[0], "tx": flight.tx_hash},
+        )
         return None
 
     async def _superseded(self, flight: _InFlight, head: BlockRef) -> Attempt | None:

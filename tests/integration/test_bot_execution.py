@@ -20,7 +20,7 @@ from bot.chain.anvil import AnvilProcess
 from bot.devnet.crash import BLOCK_TIME_S, CrashSpec, devnet_bot, run_crash
 from bot.devnet.manifest import Manifest, ReserveInfo
 from bot.devnet.scenario import Scenario
-from bot.execution.executor import GasContext
+from bot.execution.executor import Executor, GasContext
 from bot.execution.guards import KillSwitch
 from bot.ledger import Outcome
 from bot.research.brute import brute_force_best
@@ -219,6 +219,76 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
             await fork_rpc.call("evm_setAutomine", [True])
 
 
+async def test_a_stuck_transaction_the_bump_no_longer_pays_for_is_cancelled_then_replanned(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """Under a base fee so high that a bumped transaction's worst-case gas would cost more
+    than its plan earns, the bump is refused: left as it is, the transaction stays under
+    the base fee and holds back every later nonce of ours. It is cancelled instead (the
+    same nonce, a 21,000-gas transfer to ourselves; a restart adopts it as such). Its row
+    settles as cancelled, with the transfer's gas as its cost; its user is not cooled
+    down: the head that settles it plans it afresh, and wins it."""
+    m, sc = crashed
+    high = 10**14  # wei per gas: a bump's worst case is far above any plan's profit here
+    overrides = {"executor": {"max_fee_gwei": str(10**6)}, "strategy": {"max_plans_per_block": 2}}
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+        runner, executor = bot.runner, bot.executor
+        signer = executor.signer
+        assert signer is not None
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            report = await runner.handle(await head_of(fork_rpc))
+            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+            assert len(sent) == 2
+            for _ in range(executor.settings.replace_after_blocks):
+                await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+                await sc.mine(1)
+                report = await runner.handle(await head_of(fork_rpc))
+                assert not [a for a in report.attempts if a.outcome == Outcome.SENT]
+            rows = {r.id: r for r in bot.ledger.rows()}
+            cancels = {a.row: rows[a.row].tx_hash for a in sent}
+            for a in sent:
+                assert rows[a.row].outcome == Outcome.SENT
+                assert rows[a.row].reason == f"cancels {a.tx_hash}"
+            # A restarted executor adopts them as cancellations: 21,000 gas of a block each.
+            fresh = Executor(executor.rpc, bot.ledger, executor.settings, signer, executor.chain_id)
+            assert await fresh.recover() == 2
+            head = await head_of(fork_rpc)
+            assert fresh.gas_room(head) == head.gas_limit - 2 * 21_000
+            # The base fee falls back: the transfers are mined, and the head that settles
+            # them plans their users afresh (no cooldown) and sends them again.
+            await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+            await sc.mine(1)
+            head = await head_of(fork_rpc)
+            report = await runner.handle(head)
+            assert [a.outcome for a in report.settled] == [Outcome.CANCELLED] * 2
+            first = to_int(
+                await fork_rpc.call(
+                    "eth_getTransactionCount", [signer.address, hex(head.number - 1)]
+                )
+            )
+            for k, a in enumerate(sent):
+                original = await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash])
+                tx = await fork_rpc.call("eth_getTransactionByHash", [cancels[a.row]])
+                receipt = await fork_rpc.call("eth_getTransactionReceipt", [cancels[a.row]])
+                assert original is None  # replaced in the pool, never mined
+                assert to_int(tx["nonce"]) == first + k  # the liquidation's own nonce
+                assert tx["to"].lower() == signer.address.lower() and tx["input"] == "0x"
+                assert to_int(receipt["gasUsed"]) == 21_000 and to_int(receipt["status"]) == 1
+                row = next(r for r in bot.ledger.rows() if r.id == a.row)
+                assert row.outcome == Outcome.CANCELLED and row.settled_block == head.number
+                assert row.realized_net_base == -row.realized_gas_cost_base < 0
+            again = [a for a in report.attempts if a.outcome == Outcome.SENT]
+            rows = {r.id: r for r in bot.ledger.rows()}
+            assert {rows[a.row].user for a in again} == {rows[a.row].user for a in sent}
+            await sc.mine(1)
+            await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r for r in bot.ledger.rows()}
+            assert [rows[a.row].outcome for a in again] == [Outcome.WON] * 2
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+
+
 async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
@@ -254,6 +324,49 @@ async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
                 assert row.tx_hash == a.tx_hash  # sent again as signed, not replaced
                 # Before the gap: the first block; the gap and after it: the next one.
                 assert row.settled_block == first_block + (a.row >= dropped[0].row)
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+
+
+async def test_each_head_sends_what_the_next_block_holds_and_later_heads_the_rest(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """A node mines one sender's transactions in nonce order: sending more than a block
+    holds only queues them, and at 20,000 borrowers the queue (8 to 14 blocks deep) fell
+    under the rising base fee and stranded. With blocks that hold about three of our
+    liquidations, each head sends only what the next block holds, best first; every
+    transaction is mined in the block right after its head, and the plans left out are
+    neither recorded nor cooled down: later heads send them."""
+    m, sc = crashed
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        runner = bot.runner
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            await fork_rpc.call("evm_setBlockGasLimit", [hex(2_400_000)])
+            await sc.mine(1)
+            head = await head_of(fork_rpc)
+            assert head.gas_limit == 2_400_000
+            liquidatable = len((await runner.adapter.scan(head, set())).liquidatable)
+            per_head = []
+            for _ in range(20):
+                report = await runner.handle(head)
+                sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+                per_head.append(len(sent))
+                await sc.mine(1)
+                head = await head_of(fork_rpc)
+                if not sent:
+                    break
+            await runner.handle(head)  # settles the last block's
+            rows = [r for r in bot.ledger.rows() if r.outcome != Outcome.DRY_RUN]
+            won = [r for r in rows if r.outcome == Outcome.WON]
+            assert liquidatable > max(per_head) > 0
+            assert len(won) > max(per_head), per_head  # the rest went on later heads
+            for r in won:
+                assert r.settled_block == r.block + 1, r  # the very next block
+                assert r.gas_used <= head.gas_limit
+            # The plans left out had no row (no failure, no cooldown): every one was won.
+            assert [r.outcome for r in rows] == [Outcome.WON] * len(rows)
+            assert await runner.profitable_left(head) == 0
         finally:
             await fork_rpc.call("evm_setAutomine", [True])
 
