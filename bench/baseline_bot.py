@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 WAD = 10**18
 UINT_MAX = 2**256 - 1
+# Each bot's ETH for gas in the race benches, the same for both: liqbot's bids spend about
+# 0.25 ETH a liquidation at 20,000 borrowers, which ran a 100 ETH account dry.
+ETH_FOR_GAS = 1_000 * 10**18
 _POOL = load_abi("Pool")
 _ERC20 = load_abi("ERC20")
 _ORACLE = load_abi("AaveOracle")
@@ -101,7 +104,7 @@ class BaselineBot:
     async def fund(self, setup_rpc: JsonRpcClient, whole_tokens: int = 10**9) -> None:
         """Set-up (not counted): ETH for gas, every reserve token, and pool approvals."""
         sc = Scenario(setup_rpc, self.manifest)
-        await sc.fund_eth(self.address, 1_000 * 10**18)
+        await sc.fund_eth(self.address, ETH_FOR_GAS)
         for r in self.manifest.reserves:
             await sc.fund(self.address, r.symbol, whole_tokens * 10**r.decimals)
             await sc.send(

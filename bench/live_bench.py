@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from baseline_bot import BaselineBot, BaselineProcess
+from baseline_bot import ETH_FOR_GAS, BaselineBot, BaselineProcess
 
 from bot.abi import load_abi
 from bot.api import BlockRef
@@ -94,7 +94,10 @@ def liqbot(
         overrides={
             "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
             "strategy": {"block_time_s": a.block_time, "max_plans_per_block": a.max_plans},
-            "executor": {"bid_share": str(a.bid_share)},
+            "executor": {
+                "bid_share": str(a.bid_share),
+                **({"max_gas_in_flight": a.gas_in_flight} if a.gas_in_flight else {}),
+            },
         },
     )
 
@@ -137,6 +140,10 @@ async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 net.url, tmp / "manifest.json", funder.account.key.hex(), funder.address
             )
             async with liqbot(net.url, m, tmp / "liqbot.db", a) as bot:
+                assert bot.executor.signer is not None
+                await setup.call(
+                    "anvil_setBalance", [bot.executor.signer.address, hex(ETH_FOR_GAS)]
+                )
                 result = await _race(setup, bot, base, m, a)
         out.update(result)
     finally:
@@ -293,10 +300,18 @@ def _window(
     first: dict[str, str] = {}
     for _, u, w in inside:
         first.setdefault(u, w)
-    blocks_by: dict[str, list[int]] = {"liqbot": [], "baseline": []}
-    for b, _, w in inside:
-        if w in blocks_by:
-            blocks_by[w].append(b - ob)
+    # Blocks from the update to an inclusion: liqbot's from its ledger, counting only the
+    # transactions it sent at or after the update's head (one in the update's own block,
+    # or later but sent earlier, was on its way for the previous update). The baseline's
+    # from the chain, leaving out the update's own block.
+    blocks_by: dict[str, list[int]] = {
+        "liqbot": [
+            r.settled_block - ob
+            for r in rows
+            if ob <= r.block < end and r.outcome == Outcome.WON and r.settled_block
+        ],
+        "baseline": [b - ob for b, _, w in inside if w == "baseline" and b > ob],
+    }
     crash = [r for r in reports if ob <= r.head.number < end]
     # The users liqbot found worth a transaction (a plan that paid after flash-loan fee,
     # swap and gas): the baseline holds the debt tokens and keeps the collateral, so it
@@ -522,6 +537,11 @@ if __name__ == "__main__":
     ap.add_argument("--crash-bps", type=int, default=9_500, help="new price, bps of the old")
     ap.add_argument("--after", type=int, default=8, help="blocks watched after each update")
     ap.add_argument("--max-plans", type=int, default=512, help="liqbot max_plans_per_block")
+    ap.add_argument(
+        "--gas-in-flight",
+        default=None,
+        help="liqbot executor.max_gas_in_flight (blocks' gas); default: the bot's",
+    )
     ap.add_argument(
         "--bid-share", type=float, default=0.0, help="liqbot executor.bid_share (0: fixed tip)"
     )

@@ -194,7 +194,7 @@ class ExecutorConfig(_Section):
     )
     replace_after_blocks: int = Field(default=3, ge=1)
     max_gas_in_flight: Decimal = Field(
-        default=Decimal(1),
+        default=Decimal(4),
         ge=0,
         description="our unmined transactions may take this many blocks' gas limit (their "
         "expected gas, best plans first; the rest wait for the next head); 0: no limit",

@@ -295,11 +295,14 @@ async def test_executor_sends_a_heads_transactions_as_one_bundle(tmp_path: Path)
 
 @pytest.mark.asyncio
 async def test_a_rejected_bundle_is_reported_and_the_nonces_are_read_again(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake, node = FakeRelay(error={"code": -32602, "message": "invalid bundle"}), FakeNode()
     async with executor_with(tmp_path, fake, "eth_sendBundle", node) as (ex, ledger, trader):
-        attempts = await ex.submit(sims(), HEAD, GAS)  # does not raise
+        with caplog.at_level(logging.WARNING):
+            attempts = await ex.submit(sims(), HEAD, GAS)  # does not raise
+        (warning,) = [r for r in caplog.records if r.getMessage() == "sends rejected"]
+        assert "invalid bundle" in warning.err  # type: ignore[attr-defined]  # why, for the operator
         assert [a.outcome for a in attempts] == [Outcome.REVERTED] * 3
         assert all("invalid bundle" in a.reason for a in attempts)
         rows = ledger.rows()
