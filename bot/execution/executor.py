@@ -14,11 +14,11 @@ head times two plus the priority fee, under a cap); with ``bid_share_bps`` the p
 fee bids that share of what the plan earns above its base-fee gas, so that a competitor
 with a plain tip is ordered after us in the block. A transaction still pending after
 ``replace_after_blocks``, at a head that mined none of ours (our queue stalled), is
-replaced once per head with fees bumped by 12.5% (what nodes
-require), as long as the worst-case gas cost stays below the expected profit; past that it
-is cancelled (the same nonce, a transfer to ourselves), so that it stops holding back our
-later transactions, and its user is planned afresh. ``gas_room`` bounds what we keep in
-flight to what the next block holds.
+replaced once per head with fees bumped by 12.5% (what nodes require), as long as the
+worst-case gas cost stays below the expected profit; past that it is cancelled (the same
+nonce, a transfer to ourselves), so that it stops holding back our later transactions,
+and its user is planned afresh. ``gas_room`` bounds what we keep in flight to a few
+blocks' gas (``gas_in_flight_bps``).
 
 With a private relay (``bot.execution.relay``) every send goes there instead of to the
 node's mempool; receipts are still read from the node. A relay does not include a
