@@ -329,6 +329,38 @@ async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
             await fork_rpc.call("evm_setAutomine", [True])
 
 
+async def test_plans_simulate_after_a_pending_block_later_than_their_time(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """Our earlier transactions run in the pending block, and anvil stamps that block
+    with the wall clock: a miner lagging on loaded cores makes it later than the plans'
+    time (head + block time). Simulated at the plans' time on that state, Aave's interest
+    accrual underflowed (``Panic(0x11)``: 512 plans refused at 20,000 borrowers). The
+    simulation runs at the pending block's time, and the plans pass and are won."""
+    m, sc = crashed
+    overrides = {"strategy": {"max_plans_per_block": 2}}
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+        runner = bot.runner
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            head = await head_of(fork_rpc)
+            first = await runner.handle(head)
+            assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
+            late = head.timestamp + 10 * BLOCK_TIME_S
+            await fork_rpc.call("evm_setNextBlockTimestamp", [hex(late)])
+            pending = await fork_rpc.call("eth_getBlockByNumber", ["pending", False])
+            assert to_int(pending["timestamp"]) == late
+            second = await runner.handle(head)  # same head: the next two users
+            assert [(a.outcome, a.reason) for a in second.attempts] == [(Outcome.SENT, "")] * 2
+            await sc.mine(1)
+            await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r for r in bot.ledger.rows()}
+            for a in first.attempts + second.attempts:
+                assert rows[a.row].outcome == Outcome.WON
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+
+
 async def test_our_queue_stays_within_four_blocks_and_is_not_bumped_while_it_moves(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
