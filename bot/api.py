@@ -57,7 +57,7 @@ class RawLog:
             j["transactionHash"],
             int(j["logIndex"], 16),
             j["address"].lower(),
-            tuple(t.lower() for t in j["topics"]),
+            tuple(map(str.lower, j["topics"])),
             j["data"],
         )
 

@@ -135,12 +135,35 @@ async def test_get_parses_logs_and_sends_the_filter(chain: tuple[Chain, str]) ->
 async def test_chunks_cover_the_range_without_limits(chain: tuple[Chain, str]) -> None:
     c, url = chain
     async with JsonRpcClient(url, FAST) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=300, grow_after=100))
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(pipeline=1, initial=300, grow_after=100))
         windows = await collect(fetcher, 0, CHAIN_LEN - 1)
     assert [(f, last) for f, last, _ in windows] == [(0, 299), (300, 599), (600, 899), (900, 999)]
     assert_covers(windows, 0, CHAIN_LEN - 1)
     assert fetcher.shrinks == 0
     assert c.received == c.served
+
+
+@pytest.mark.asyncio
+async def test_a_range_within_one_window_is_cut_so_the_next_is_fetched_meanwhile(
+    chain: tuple[Chain, str],
+) -> None:
+    """The whole range fits the provider's window, but in one request the node would
+    serve everything before the indexer could start: it is cut into ``pipeline`` windows,
+    and while the consumer works on one, the node is already asked for the next."""
+    c, url = chain
+    async with JsonRpcClient(url, FAST) as rpc:
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=2_000, pipeline=4))
+        windows = []
+        ahead = []
+        async for w in fetcher.chunks(0, 99):
+            windows.append(w)
+            for _ in range(20):  # the consumer awaiting its own I/O
+                await asyncio.sleep(0)
+            ahead.append(len(c.received))
+    assert_covers(windows, 0, 99)
+    assert [(f, last) for f, last, _ in windows] == [(0, 24), (25, 49), (50, 74), (75, 99)]
+    # While window k was being consumed, the request for window k + 1 had been received.
+    assert ahead == [2, 3, 4, 4]
 
 
 @pytest.mark.asyncio
@@ -165,7 +188,7 @@ async def test_window_shrinks_on_provider_limit(
     c, url = chain
     c.limit, c.error = 100, error
     async with JsonRpcClient(url, FAST) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=1000, grow_after=1000))
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(pipeline=1, initial=1000, grow_after=1000))
         windows = await collect(fetcher, 0, CHAIN_LEN - 1)
     assert_covers(windows, 0, CHAIN_LEN - 1)
     # 1000 → 500 → 250 → 125 → 62, then it stays there.
@@ -181,7 +204,9 @@ async def test_window_grows_back_when_the_limit_is_lifted(chain: tuple[Chain, st
     c, url = chain
     c.limit, c.lift_after = 50, 2
     async with JsonRpcClient(url, FAST) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=200, maximum=400, grow_after=2))
+        fetcher = LogFetcher(
+            rpc, FLT, WindowSettings(pipeline=1, initial=200, maximum=400, grow_after=2)
+        )
         windows = await collect(fetcher, 0, CHAIN_LEN - 1)
     assert_covers(windows, 0, CHAIN_LEN - 1)
     assert fetcher.shrinks == 2
@@ -197,7 +222,7 @@ async def test_non_window_error_is_raised_not_retried(chain: tuple[Chain, str]) 
     c, url = chain
     c.fail_with = {"code": -32602, "message": "invalid params"}
     async with JsonRpcClient(url, FAST) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=500))
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(pipeline=1, initial=500))
         with pytest.raises(RpcError, match="invalid params") as e:
             await collect(fetcher, 0, CHAIN_LEN - 1)
     assert e.value.code == -32602
@@ -213,7 +238,7 @@ async def test_non_window_error_midway_surfaces_after_earlier_windows(
 ) -> None:
     c, url = chain
     async with JsonRpcClient(url, FAST) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=400, grow_after=100))
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(pipeline=1, initial=400, grow_after=100))
         got: list[tuple[int, int]] = []
         with pytest.raises(RpcError, match="invalid params"):
             async for first, last, _ in fetcher.chunks(0, CHAIN_LEN - 1):
@@ -243,7 +268,7 @@ async def test_timeouts_shrink_the_window(chain: tuple[Chain, str]) -> None:
     c.hang_above = 100
     settings = RpcSettings(retries=0, timeout_s=0.05)
     async with JsonRpcClient(url, settings) as rpc:
-        fetcher = LogFetcher(rpc, FLT, WindowSettings(initial=200, grow_after=1000))
+        fetcher = LogFetcher(rpc, FLT, WindowSettings(pipeline=1, initial=200, grow_after=1000))
         windows = await collect(fetcher, 0, 299)
     assert_covers(windows, 0, 299)
     assert fetcher.shrinks == 1
