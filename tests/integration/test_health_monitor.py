@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import pytest
 from aave_parity import make_indexer
 
@@ -61,3 +64,34 @@ async def test_price_change_reevaluates_holders_only(
         fork_rpc, manifest, users, report.head.number
     )
     assert len(drift.evaluated) < len(adapter.indexing.book.users)
+
+
+async def test_a_market_read_ahead_of_its_head_is_evaluated_at_its_own_time(
+    fork_scenario: Scenario,
+    fork_rpc: JsonRpcClient,
+    manifest: Manifest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A node may answer a read at its newest block from a state a second ahead (anvil
+    under load: every evaluation of two heads at 10,000 borrowers underflowed by one
+    second in the interest accrual). Evaluated at the head's time, each position would
+    fail; at the state's own time every one is exact, and the mismatch is logged."""
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2)
+    await fork_scenario.scale_price("WETH", 7_000)
+    report = await indexer.sync()
+    market = await adapter.market(report.head.number)
+    newest = max(r.last_update_timestamp for r in market.reserves.values())
+    assert newest <= report.head.timestamp
+    early = dataclasses.replace(report.head, timestamp=newest - 1)
+    monitor = HealthMonitor(adapter)
+    with caplog.at_level(logging.WARNING):
+        health = await monitor.on_block(early, adapter.indexing.users_of(report.dirty))
+    assert not [r for r in caplog.records if r.getMessage() == "account data reverts"]
+    assert [
+        r.ahead_s for r in caplog.records if r.getMessage() == "market state newer than its block"
+    ] == [1]  # type: ignore[attr-defined]
+    assert health.timestamp == newest
+    assert health.evaluated == frozenset(adapter.indexing.book.users)
+    users = sorted(adapter.indexing.book.users)
+    expected = await _chain_liquidatable(fork_rpc, manifest, users, report.head.number)
+    assert expected and health.liquidatable == expected

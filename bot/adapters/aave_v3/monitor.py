@@ -87,13 +87,14 @@ class HealthMonitor:
                 screener.update(u, pos)
                 packed.update(u, pos)
 
+        at = _state_time(market, head)
         if first:
             targets = set(book.users)
         else:
-            targets = changed | set(screener.candidates(market, head.timestamp))
+            targets = changed | set(screener.candidates(market, at))
             for rid in moved:
                 targets |= book.holders.get(rid, set())
-        batch = packed.evaluate(market, head.timestamp, users=targets)
+        batch = packed.evaluate(market, at, users=targets)
         for u, exc in batch.errors.items():
             log.error(
                 "account data reverts", extra={"user": u, "block": head.number, "err": str(exc)}
@@ -116,7 +117,7 @@ class HealthMonitor:
         )
         return BlockHealth(
             head.number,
-            head.timestamp,
+            at,
             moved,
             frozenset(accounts),
             liquidatable,
@@ -157,3 +158,19 @@ def _touches(position: UserPosition | None, reserves: Mapping[int, str]) -> bool
         rid in reserves and (u.collateral_enabled or u.borrowing)
         for rid, u in position.reserves.items()
     )
+
+
+def _state_time(market: MarketState, head: BlockRef) -> int:
+    """The time to evaluate ``market`` at: its head's, unless a reserve says it was updated
+    later. Aave's interest accrual cannot run backwards (``uint256 overflow/underflow``),
+    and a node may answer a read at its newest block from a state a second ahead: at
+    10,000 borrowers on anvil under load, every evaluation of two heads underflowed by one
+    second. The state's own time is the earliest one consistent with it."""
+    newest = max((r.last_update_timestamp for r in market.reserves.values()), default=0)
+    if newest <= head.timestamp:
+        return head.timestamp
+    log.warning(
+        "market state newer than its block",
+        extra={"block": head.number, "ahead_s": newest - head.timestamp},
+    )
+    return newest
