@@ -361,6 +361,51 @@ async def test_plans_simulate_after_a_pending_block_later_than_their_time(
             await fork_rpc.call("evm_setAutomine", [True])
 
 
+async def test_plans_the_eth_for_gas_does_not_cover_are_recorded_not_sent(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """A node refuses a transaction whose worst case (gas limit × fee cap) the sender's ETH
+    does not cover (geth counts what the sender's pool transactions may cost too, an
+    overdraft; anvil admits it and fails later), and every refusal leaves a nonce gap
+    (1,073 sends refused at 20,000 borrowers with 100 ETH). Plans past what the balance
+    covers are recorded as not sent, with the reason, and nothing reaches the node; once
+    the account is topped up, sending resumes."""
+    m, sc = crashed
+    overrides = {"strategy": {"max_plans_per_block": 2}}
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+        runner, executor = bot.runner, bot.executor
+        signer = executor.signer
+        assert signer is not None
+        await fork_rpc.call("evm_setAutomine", [False])
+        try:
+            head = await head_of(fork_rpc)
+            first = await runner.handle(head)
+            assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
+            txs = [
+                await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) for a in first.attempts
+            ]
+            worst = [to_int(t["gas"]) * to_int(t["maxFeePerGas"]) for t in txs]
+            # Enough for what is in flight and half of one more: nothing more fits.
+            await sc.chain.set_balance(signer.address, sum(worst) + min(worst) // 2)
+            nonce = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
+            second = await runner.handle(head)  # same head: the next two users
+            assert len(second.attempts) == 2
+            for a in second.attempts:
+                assert a.outcome == Outcome.REVERTED
+                assert a.reason.startswith("not sent: ETH for gas short"), a.reason
+            assert (
+                await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"]) == nonce
+            )  # nothing reached the node: no gap to fill
+            await sc.chain.set_balance(signer.address, 100 * 10**18)
+            await sc.mine(1)
+            third = await runner.handle(await head_of(fork_rpc))
+            rows = {r.id: r for r in bot.ledger.rows()}
+            assert [rows[a.row].outcome for a in first.attempts] == [Outcome.WON] * 2
+            assert [a.outcome for a in third.attempts] == [Outcome.SENT] * 2
+        finally:
+            await fork_rpc.call("evm_setAutomine", [True])
+
+
 async def test_our_queue_stays_within_four_blocks_and_is_not_bumped_while_it_moves(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:

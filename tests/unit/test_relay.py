@@ -232,9 +232,10 @@ USERS = ["0x" + f"{i:02x}" * 20 for i in (0xA1, 0xA2, 0xA3)]
 
 @dataclass
 class FakeNode:
-    """The node: a pending nonce, no receipts; ``call`` answers ``eth_call``."""
+    """The node: a pending nonce, a balance, no receipts; ``call`` answers ``eth_call``."""
 
     nonce: int = 7
+    balance: int = 10**21
     seen: list[str] = field(default_factory=list)
     call: Callable[[], dict[str, Any]] = lambda: {"result": "0x"}
 
@@ -247,6 +248,8 @@ class FakeNode:
             answer: dict[str, Any] = {"result": None}
             if item["method"] == "eth_getTransactionCount":
                 answer = {"result": hex(self.nonce)}
+            elif item["method"] == "eth_getBalance":
+                answer = {"result": hex(self.balance)}
             elif item["method"] == "eth_call":
                 answer = self.call()
             out.append({"jsonrpc": "2.0", "id": item["id"], **answer})
