@@ -39,6 +39,8 @@ _ROUNDS = 3
 _FIRST_BATCH = 8
 _BATCH_GROWTH = 4
 _GONE = frozenset({Outcome.SENT, Outcome.DRY_RUN})  # later plans are priced after these
+# Aave's interest accrual run at a time before the state's last update.
+_UNDERFLOW = "Panic(0x11)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,33 +141,22 @@ class Runner:
         return report
 
     async def _simulation_time(
-        self, ts: int, head: BlockRef, clock: asyncio.Task[tuple[BlockRef, int | None]]
+        self, ts: int, head: BlockRef, latest: asyncio.Task[BlockRef]
     ) -> int:
         """The timestamp to simulate at: the plans' own (``head`` + the block time), unless
-        the chain has moved on while we worked. The simulation runs on the newest state,
-        and at a time before that state's last update Aave's interest accrual underflows
-        (``Panic(0x11)``) instead of telling whether the plan still pays. Two ways to be
-        late: the chain mined past ``head`` (a slow head, a crash head's later batches, a
-        reorg's new blocks), or the pending block our earlier transactions run in is
-        already later than the plans' time (anvil stamps it with the wall clock: a miner
-        lagging on loaded cores refused 512 plans at 20,000 borrowers)."""
+        the chain has moved past ``head`` while we worked (a slow head, a crash head's
+        later batches, a reorg's new blocks). The simulation runs on the newest state, and
+        at a time before that state's last update Aave's interest accrual underflows
+        (``Panic(0x11)``) instead of telling whether the plan still pays (see ``_batch``
+        for a pending block later than this)."""
         try:
-            newest, pending_ts = await clock
+            newest = await latest
         except Exception as e:  # the plans' own time is still a fine guess
-            log.info("chain time unavailable", extra={"err": repr(e)})
+            log.info("latest block unavailable", extra={"err": repr(e)})
             return ts
-        if newest.number > head.number:
-            ts = max(ts, newest.timestamp + self.settings.block_time_s)
-        return max(ts, pending_ts or 0)
-
-    async def _clock(self) -> tuple[BlockRef, int | None]:
-        """The newest block, and the pending block's timestamp when simulations run on it."""
-        if self.executor.settings.simulate_tag != "pending":
-            return await self.indexer.latest(), None
-        newest, pending = await asyncio.gather(
-            self.indexer.latest(), self.rpc.call("eth_getBlockByNumber", ["pending", False])
-        )
-        return newest, int(pending["timestamp"], 16) if pending else None
+        if newest.number <= head.number:
+            return ts
+        return max(ts, newest.timestamp + self.settings.block_time_s)
 
     async def _execute(
         self,
@@ -200,11 +191,11 @@ class Runner:
         k = 0
         while size > 0:
             k += 1
-            # Awaited once the batch is priced (pricing does not yield, so the requests
-            # leave then): the freshest chain time for ``_simulation_time``, at one round
-            # trip per batch. Read any earlier and a block mined meanwhile would put the
-            # simulation before the chain's time again.
-            clock = asyncio.create_task(self._clock())
+            # Awaited once the batch is priced (pricing does not yield, so the request
+            # leaves then): the freshest newest block for ``_simulation_time``, at one
+            # round trip per batch. Read any earlier and a block mined meanwhile would
+            # put the simulation before the chain's time again.
+            latest = asyncio.create_task(self.indexer.latest())
             try:
                 batch, seq = await self._batch(
                     inp,
@@ -213,12 +204,12 @@ class Runner:
                     done,
                     committed,
                     size,
-                    clock,
+                    latest,
                     seq,
                     partial(_numbered, mark, k),
                 )
             finally:
-                clock.cancel()
+                latest.cancel()
             sims = _fitting(batch, room)
             got = await self.executor.submit(sims, head, gas)
             attempts += got
@@ -247,7 +238,7 @@ class Runner:
         done: set[str],
         committed: Sequence[LiquidationPlan],
         limit: int,
-        clock: asyncio.Task[tuple[BlockRef, int | None]],
+        latest: asyncio.Task[BlockRef],
         seq: PlanSequence | None,
         mark: Callable[[str], None],
     ) -> tuple[list[Simulation], PlanSequence | None]:
@@ -267,6 +258,7 @@ class Runner:
         ok: list[Simulation] = []
         failed: list[Simulation] = []
         ts: int | None = None
+        late = False  # the pending block is later than ``ts``
         for round_ in range(_ROUNDS):
             if seq is None or round_ > 0:
                 skip = done | {r.plan.user for r in refused}
@@ -280,8 +272,15 @@ class Runner:
             plans = seq.take(limit - len(refused))
             mark("priced")
             if ts is None:
-                ts = await self._simulation_time(inp.ts, head, clock)
-            sims = await self.executor.simulate(plans, ts)
+                ts = await self._simulation_time(inp.ts, head, latest)
+            sims = await self.executor.simulate(plans, None if late else ts)
+            if not late and any(x.reason == _UNDERFLOW for x in sims):
+                # The pending block our earlier transactions run in is already later than
+                # ``ts``: anvil stamps it with the wall clock, which a miner lagging on
+                # loaded cores leaves behind (512 plans refused at 20,000 borrowers).
+                # Again at the node's own next-block time, which follows that state.
+                late = True
+                sims = await self.executor.simulate(plans)
             mark("simulated")
             failed = [x for x in sims if not x.ok]
             ok = [x for x in sims if x.ok]

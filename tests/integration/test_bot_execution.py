@@ -335,8 +335,9 @@ async def test_plans_simulate_after_a_pending_block_later_than_their_time(
     """Our earlier transactions run in the pending block, and anvil stamps that block
     with the wall clock: a miner lagging on loaded cores makes it later than the plans'
     time (head + block time). Simulated at the plans' time on that state, Aave's interest
-    accrual underflowed (``Panic(0x11)``: 512 plans refused at 20,000 borrowers). The
-    simulation runs at the pending block's time, and the plans pass and are won."""
+    accrual underflowed (``Panic(0x11)``: 512 plans refused at 20,000 borrowers). Such a
+    batch is simulated again at the node's own next-block time, and its plans pass and
+    are won."""
     m, sc = crashed
     overrides = {"strategy": {"max_plans_per_block": 2}}
     async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
