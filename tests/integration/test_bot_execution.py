@@ -6,7 +6,10 @@ pipeline (indexer → exact health → strategy → executor); only the clock is
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -53,6 +56,24 @@ async def plan_now(
     gas = GasContext(head.base_fee, scan.native_price_base)
     inp = await runner.planning_input(head, scan, users, gas)
     return head, inp
+
+
+@asynccontextmanager
+async def bot_mined_by_hand(
+    fork: AnvilProcess,
+    rpc: JsonRpcClient,
+    m: Manifest,
+    tmp_path: Path,
+    overrides: Mapping[str, Any] | None = None,
+) -> AsyncIterator[BotService]:
+    """The production bot on the fork, automine off: the test mines each block, so the
+    bot's transactions wait in the pool until it does."""
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+        await rpc.call("evm_setAutomine", [False])
+        try:
+            yield bot
+        finally:
+            await rpc.call("evm_setAutomine", [True])
 
 
 @pytest_asyncio.fixture
@@ -183,40 +204,32 @@ async def test_stuck_transaction_is_replaced_with_a_bounded_fee_bump(
     fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
 ) -> None:
     m, sc = crashed
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path) as bot:
         runner, executor = bot.runner, bot.executor
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            report = await runner.handle(await head_of(fork_rpc))
-            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
-            assert sent
-            first = sent[0]
-            # Base fee far above what the transactions offer: they cannot be included.
-            for _ in range(executor.settings.replace_after_blocks):
-                await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(50 * 10**9)])
-                await sc.mine(1)
-                await runner.handle(await head_of(fork_rpc))
-            rows = {r.id: r for r in bot.ledger.rows()}
-            assert rows[first.row].outcome == "sent"
-            assert rows[first.row].tx_hash != first.tx_hash, (
-                "the stuck transaction was not replaced"
-            )
-            # Once fees come down, one of the two (same nonce) is mined and settles as won.
-            for _ in range(3):
-                await sc.mine(1)
-                await runner.handle(await head_of(fork_rpc))
-            row = next(r for r in bot.ledger.rows() if r.id == first.row)
-            assert row.outcome == "won" and row.realized_profit > 0
-            signer = executor.signer
-            assert signer is not None
-            nonce = to_int(
-                await fork_rpc.call("eth_getTransactionCount", [signer.address, "latest"])
-            )
-            mined = [r for r in bot.ledger.rows() if r.settled_block]
-            # Each transaction mined once (the first nonce deployed the liquidator).
-            assert nonce == len(mined) + 1
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+        report = await runner.handle(await head_of(fork_rpc))
+        sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+        assert sent
+        first = sent[0]
+        # Base fee far above what the transactions offer: they cannot be included.
+        for _ in range(executor.settings.replace_after_blocks):
+            await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(50 * 10**9)])
+            await sc.mine(1)
+            await runner.handle(await head_of(fork_rpc))
+        rows = {r.id: r for r in bot.ledger.rows()}
+        assert rows[first.row].outcome == "sent"
+        assert rows[first.row].tx_hash != first.tx_hash, "the stuck transaction was not replaced"
+        # Once fees come down, one of the two (same nonce) is mined and settles as won.
+        for _ in range(3):
+            await sc.mine(1)
+            await runner.handle(await head_of(fork_rpc))
+        row = next(r for r in bot.ledger.rows() if r.id == first.row)
+        assert row.outcome == "won" and row.realized_profit > 0
+        signer = executor.signer
+        assert signer is not None
+        nonce = to_int(await fork_rpc.call("eth_getTransactionCount", [signer.address, "latest"]))
+        mined = [r for r in bot.ledger.rows() if r.settled_block]
+        # Each transaction mined once (the first nonce deployed the liquidator).
+        assert nonce == len(mined) + 1
 
 
 async def test_a_stuck_transaction_the_bump_no_longer_pays_for_is_cancelled_then_replanned(
@@ -231,63 +244,57 @@ async def test_a_stuck_transaction_the_bump_no_longer_pays_for_is_cancelled_then
     m, sc = crashed
     high = 10**14  # wei per gas: a bump's worst case is far above any plan's profit here
     overrides = {"executor": {"max_fee_gwei": str(10**6)}, "strategy": {"max_plans_per_block": 2}}
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
         runner, executor = bot.runner, bot.executor
         signer = executor.signer
         assert signer is not None
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
+        report = await runner.handle(await head_of(fork_rpc))
+        sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+        assert len(sent) == 2
+        for _ in range(executor.settings.replace_after_blocks):
+            await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+            await sc.mine(1)
             report = await runner.handle(await head_of(fork_rpc))
-            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
-            assert len(sent) == 2
-            for _ in range(executor.settings.replace_after_blocks):
-                await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
-                await sc.mine(1)
-                report = await runner.handle(await head_of(fork_rpc))
-                assert not [a for a in report.attempts if a.outcome == Outcome.SENT]
-            rows = {r.id: r for r in bot.ledger.rows()}
-            cancels = {a.row: rows[a.row].tx_hash for a in sent}
-            for a in sent:
-                assert rows[a.row].outcome == Outcome.SENT
-                assert rows[a.row].reason == f"cancels {a.tx_hash}"
-            # A restarted executor adopts them as cancellations: 21,000 gas of a block each.
-            fresh = Executor(executor.rpc, bot.ledger, executor.settings, signer, executor.chain_id)
-            assert await fresh.recover() == 2
-            head = await head_of(fork_rpc)
-            share = executor.settings.gas_in_flight_bps
-            assert fresh.gas_room(head) == head.gas_limit * share // 10_000 - 2 * 21_000
-            # The base fee falls back: the transfers are mined, and the head that settles
-            # them plans their users afresh (no cooldown) and sends them again.
-            await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
-            await sc.mine(1)
-            head = await head_of(fork_rpc)
-            report = await runner.handle(head)
-            assert [a.outcome for a in report.settled] == [Outcome.CANCELLED] * 2
-            first = to_int(
-                await fork_rpc.call(
-                    "eth_getTransactionCount", [signer.address, hex(head.number - 1)]
-                )
-            )
-            for k, a in enumerate(sent):
-                original = await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash])
-                tx = await fork_rpc.call("eth_getTransactionByHash", [cancels[a.row]])
-                receipt = await fork_rpc.call("eth_getTransactionReceipt", [cancels[a.row]])
-                assert original is None  # replaced in the pool, never mined
-                assert to_int(tx["nonce"]) == first + k  # the liquidation's own nonce
-                assert tx["to"].lower() == signer.address.lower() and tx["input"] == "0x"
-                assert to_int(receipt["gasUsed"]) == 21_000 and to_int(receipt["status"]) == 1
-                row = next(r for r in bot.ledger.rows() if r.id == a.row)
-                assert row.outcome == Outcome.CANCELLED and row.settled_block == head.number
-                assert row.realized_net_base == -row.realized_gas_cost_base < 0
-            again = [a for a in report.attempts if a.outcome == Outcome.SENT]
-            rows = {r.id: r for r in bot.ledger.rows()}
-            assert {rows[a.row].user for a in again} == {rows[a.row].user for a in sent}
-            await sc.mine(1)
-            await runner.handle(await head_of(fork_rpc))
-            rows = {r.id: r for r in bot.ledger.rows()}
-            assert [rows[a.row].outcome for a in again] == [Outcome.WON] * 2
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+            assert not [a for a in report.attempts if a.outcome == Outcome.SENT]
+        rows = {r.id: r for r in bot.ledger.rows()}
+        cancels = {a.row: rows[a.row].tx_hash for a in sent}
+        for a in sent:
+            assert rows[a.row].outcome == Outcome.SENT
+            assert rows[a.row].reason == f"cancels {a.tx_hash}"
+        # A restarted executor adopts them as cancellations: 21,000 gas of a block each.
+        fresh = Executor(executor.rpc, bot.ledger, executor.settings, signer, executor.chain_id)
+        assert await fresh.recover() == 2
+        head = await head_of(fork_rpc)
+        share = executor.settings.gas_in_flight_bps
+        assert fresh.gas_room(head) == head.gas_limit * share // 10_000 - 2 * 21_000
+        # The base fee falls back: the transfers are mined, and the head that settles
+        # them plans their users afresh (no cooldown) and sends them again.
+        await fork_rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        await sc.mine(1)
+        head = await head_of(fork_rpc)
+        report = await runner.handle(head)
+        assert [a.outcome for a in report.settled] == [Outcome.CANCELLED] * 2
+        first = to_int(
+            await fork_rpc.call("eth_getTransactionCount", [signer.address, hex(head.number - 1)])
+        )
+        for k, a in enumerate(sent):
+            original = await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash])
+            tx = await fork_rpc.call("eth_getTransactionByHash", [cancels[a.row]])
+            receipt = await fork_rpc.call("eth_getTransactionReceipt", [cancels[a.row]])
+            assert original is None  # replaced in the pool, never mined
+            assert to_int(tx["nonce"]) == first + k  # the liquidation's own nonce
+            assert tx["to"].lower() == signer.address.lower() and tx["input"] == "0x"
+            assert to_int(receipt["gasUsed"]) == 21_000 and to_int(receipt["status"]) == 1
+            row = next(r for r in bot.ledger.rows() if r.id == a.row)
+            assert row.outcome == Outcome.CANCELLED and row.settled_block == head.number
+            assert row.realized_net_base == -row.realized_gas_cost_base < 0
+        again = [a for a in report.attempts if a.outcome == Outcome.SENT]
+        rows = {r.id: r for r in bot.ledger.rows()}
+        assert {rows[a.row].user for a in again} == {rows[a.row].user for a in sent}
+        await sc.mine(1)
+        await runner.handle(await head_of(fork_rpc))
+        rows = {r.id: r for r in bot.ledger.rows()}
+        assert [rows[a.row].outcome for a in again] == [Outcome.WON] * 2
 
 
 async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
@@ -299,34 +306,30 @@ async def test_transactions_the_node_forgot_are_sent_again_on_the_next_head(
     the rest) and the last one: the next head sends both again, unchanged, and every
     transaction is mined in the block after."""
     m, sc = crashed
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path) as bot:
         runner = bot.runner
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            report = await runner.handle(await head_of(fork_rpc))
-            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
-            assert len(sent) >= 3
-            dropped = [sent[len(sent) // 2], sent[-1]]
-            for a in dropped:
-                await fork_rpc.call("anvil_dropTransaction", [a.tx_hash])
-                assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is None
-            await sc.mine(1)
-            first_block = to_int(await fork_rpc.call("eth_blockNumber"))
-            head = await head_of(fork_rpc)
-            await runner.handle(head)
-            for a in dropped:
-                assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is not None
-            await sc.mine(1)
-            await runner.handle(await head_of(fork_rpc))
-            rows = {r.id: r for r in bot.ledger.rows()}
-            for a in sent:
-                row = rows[a.row]
-                assert row.outcome == "won", row
-                assert row.tx_hash == a.tx_hash  # sent again as signed, not replaced
-                # Before the gap: the first block; the gap and after it: the next one.
-                assert row.settled_block == first_block + (a.row >= dropped[0].row)
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+        report = await runner.handle(await head_of(fork_rpc))
+        sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+        assert len(sent) >= 3
+        dropped = [sent[len(sent) // 2], sent[-1]]
+        for a in dropped:
+            await fork_rpc.call("anvil_dropTransaction", [a.tx_hash])
+            assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is None
+        await sc.mine(1)
+        first_block = to_int(await fork_rpc.call("eth_blockNumber"))
+        head = await head_of(fork_rpc)
+        await runner.handle(head)
+        for a in dropped:
+            assert await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) is not None
+        await sc.mine(1)
+        await runner.handle(await head_of(fork_rpc))
+        rows = {r.id: r for r in bot.ledger.rows()}
+        for a in sent:
+            row = rows[a.row]
+            assert row.outcome == "won", row
+            assert row.tx_hash == a.tx_hash  # sent again as signed, not replaced
+            # Before the gap: the first block; the gap and after it: the next one.
+            assert row.settled_block == first_block + (a.row >= dropped[0].row)
 
 
 async def test_plans_simulate_after_a_pending_block_later_than_their_time(
@@ -340,26 +343,22 @@ async def test_plans_simulate_after_a_pending_block_later_than_their_time(
     are won."""
     m, sc = crashed
     overrides = {"strategy": {"max_plans_per_block": 2}}
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
         runner = bot.runner
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            head = await head_of(fork_rpc)
-            first = await runner.handle(head)
-            assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
-            late = head.timestamp + 10 * BLOCK_TIME_S
-            await fork_rpc.call("evm_setNextBlockTimestamp", [hex(late)])
-            pending = await fork_rpc.call("eth_getBlockByNumber", ["pending", False])
-            assert to_int(pending["timestamp"]) == late
-            second = await runner.handle(head)  # same head: the next two users
-            assert [(a.outcome, a.reason) for a in second.attempts] == [(Outcome.SENT, "")] * 2
-            await sc.mine(1)
-            await runner.handle(await head_of(fork_rpc))
-            rows = {r.id: r for r in bot.ledger.rows()}
-            for a in first.attempts + second.attempts:
-                assert rows[a.row].outcome == Outcome.WON
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+        head = await head_of(fork_rpc)
+        first = await runner.handle(head)
+        assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
+        late = head.timestamp + 10 * BLOCK_TIME_S
+        await fork_rpc.call("evm_setNextBlockTimestamp", [hex(late)])
+        pending = await fork_rpc.call("eth_getBlockByNumber", ["pending", False])
+        assert to_int(pending["timestamp"]) == late
+        second = await runner.handle(head)  # same head: the next two users
+        assert [(a.outcome, a.reason) for a in second.attempts] == [(Outcome.SENT, "")] * 2
+        await sc.mine(1)
+        await runner.handle(await head_of(fork_rpc))
+        rows = {r.id: r for r in bot.ledger.rows()}
+        for a in first.attempts + second.attempts:
+            assert rows[a.row].outcome == Outcome.WON
 
 
 async def test_plans_the_eth_for_gas_does_not_cover_are_recorded_not_sent(
@@ -373,38 +372,32 @@ async def test_plans_the_eth_for_gas_does_not_cover_are_recorded_not_sent(
     the account is topped up, sending resumes."""
     m, sc = crashed
     overrides = {"strategy": {"max_plans_per_block": 2}}
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
         runner, executor = bot.runner, bot.executor
         signer = executor.signer
         assert signer is not None
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            head = await head_of(fork_rpc)
-            first = await runner.handle(head)
-            assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
-            txs = [
-                await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) for a in first.attempts
-            ]
-            worst = [to_int(t["gas"]) * to_int(t["maxFeePerGas"]) for t in txs]
-            # Enough for what is in flight and half of one more: nothing more fits.
-            await sc.chain.set_balance(signer.address, sum(worst) + min(worst) // 2)
-            nonce = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
-            second = await runner.handle(head)  # same head: the next two users
-            assert len(second.attempts) == 2
-            for a in second.attempts:
-                assert a.outcome == Outcome.REVERTED
-                assert a.reason.startswith("not sent: ETH for gas short"), a.reason
-            assert (
-                await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"]) == nonce
-            )  # nothing reached the node: no gap to fill
-            await sc.chain.set_balance(signer.address, 100 * 10**18)
-            await sc.mine(1)
-            third = await runner.handle(await head_of(fork_rpc))
-            rows = {r.id: r for r in bot.ledger.rows()}
-            assert [rows[a.row].outcome for a in first.attempts] == [Outcome.WON] * 2
-            assert [a.outcome for a in third.attempts] == [Outcome.SENT] * 2
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+        head = await head_of(fork_rpc)
+        first = await runner.handle(head)
+        assert [a.outcome for a in first.attempts] == [Outcome.SENT] * 2
+        txs = [await fork_rpc.call("eth_getTransactionByHash", [a.tx_hash]) for a in first.attempts]
+        worst = [to_int(t["gas"]) * to_int(t["maxFeePerGas"]) for t in txs]
+        # Enough for what is in flight and half of one more: nothing more fits.
+        await sc.chain.set_balance(signer.address, sum(worst) + min(worst) // 2)
+        nonce = await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"])
+        second = await runner.handle(head)  # same head: the next two users
+        assert len(second.attempts) == 2
+        for a in second.attempts:
+            assert a.outcome == Outcome.REVERTED
+            assert a.reason.startswith("not sent: ETH for gas short"), a.reason
+        assert (
+            await fork_rpc.call("eth_getTransactionCount", [signer.address, "pending"]) == nonce
+        )  # nothing reached the node: no gap to fill
+        await sc.chain.set_balance(signer.address, 100 * 10**18)
+        await sc.mine(1)
+        third = await runner.handle(await head_of(fork_rpc))
+        rows = {r.id: r for r in bot.ledger.rows()}
+        assert [rows[a.row].outcome for a in first.attempts] == [Outcome.WON] * 2
+        assert [a.outcome for a in third.attempts] == [Outcome.SENT] * 2
 
 
 async def test_our_queue_stays_within_four_blocks_and_is_not_bumped_while_it_moves(
@@ -420,39 +413,35 @@ async def test_our_queue_stays_within_four_blocks_and_is_not_bumped_while_it_mov
     past ``replace_after_blocks``."""
     m, sc = crashed
     limit = 2_400_000
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path) as bot:
         runner, executor = bot.runner, bot.executor
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            await fork_rpc.call("evm_setBlockGasLimit", [hex(limit)])
+        await fork_rpc.call("evm_setBlockGasLimit", [hex(limit)])
+        await sc.mine(1)
+        head = await head_of(fork_rpc)
+        assert head.gas_limit == limit
+        liquidatable = len((await runner.adapter.scan(head, set())).liquidatable)
+        per_head = []
+        for _ in range(30):
+            report = await runner.handle(head)
+            per_head.append(sum(a.outcome == Outcome.SENT for a in report.attempts))
+            room = executor.gas_room(head)
+            assert room is not None and room >= 0  # within four blocks' gas
             await sc.mine(1)
             head = await head_of(fork_rpc)
-            assert head.gas_limit == limit
-            liquidatable = len((await runner.adapter.scan(head, set())).liquidatable)
-            per_head = []
-            for _ in range(30):
-                report = await runner.handle(head)
-                per_head.append(sum(a.outcome == Outcome.SENT for a in report.attempts))
-                room = executor.gas_room(head)
-                assert room is not None and room >= 0  # within four blocks' gas
-                await sc.mine(1)
-                head = await head_of(fork_rpc)
-                if not executor.in_flight and not per_head[-1]:
-                    break
-            rows = [r for r in bot.ledger.rows() if r.outcome != Outcome.DRY_RUN]
-            assert liquidatable > max(per_head) > 0
-            assert len(rows) > max(per_head)  # the rest went on later heads
-            # The plans left out had no row (no failure, no cooldown): every one was won,
-            # as first sent (never bumped), within the four blocks of the queue.
-            assert [(r.outcome, r.reason) for r in rows] == [(Outcome.WON, "")] * len(rows)
-            waited = [r.settled_block - r.block for r in rows]
-            # Four blocks of expected gas; a block admits by gas limit, so it holds a bit
-            # less. Five full blocks is what a fee cap of twice the base fee outlasts.
-            assert max(waited) <= 5, waited
-            assert max(waited) > executor.settings.replace_after_blocks, waited
-            assert await runner.profitable_left(head) == 0
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+            if not executor.in_flight and not per_head[-1]:
+                break
+        rows = [r for r in bot.ledger.rows() if r.outcome != Outcome.DRY_RUN]
+        assert liquidatable > max(per_head) > 0
+        assert len(rows) > max(per_head)  # the rest went on later heads
+        # The plans left out had no row (no failure, no cooldown): every one was won,
+        # as first sent (never bumped), within the four blocks of the queue.
+        assert [(r.outcome, r.reason) for r in rows] == [(Outcome.WON, "")] * len(rows)
+        waited = [r.settled_block - r.block for r in rows]
+        # Four blocks of expected gas; a block admits by gas limit, so it holds a bit
+        # less. Five full blocks is what a fee cap of twice the base fee outlasts.
+        assert max(waited) <= 5, waited
+        assert max(waited) > executor.settings.replace_after_blocks, waited
+        assert await runner.profitable_left(head) == 0
 
 
 async def test_a_bid_share_tips_from_the_profit_and_the_guard_covers_it(
@@ -462,22 +451,18 @@ async def test_a_bid_share_tips_from_the_profit_and_the_guard_covers_it(
     share = 0.05
     # The devnet's positions are large: a 500 gwei cap would bind on most bids.
     overrides = {"executor": {"bid_share": str(share), "max_fee_gwei": "20000"}}
-    async with devnet_bot(fork.url, m, tmp_path / "bot.db", overrides=overrides) as bot:
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
         fixed_tip = bot.executor.settings.priority_fee_wei
         cap = bot.executor.settings.max_fee_wei
-        await fork_rpc.call("evm_setAutomine", [False])
-        try:
-            head = await head_of(fork_rpc)
-            report = await bot.runner.handle(head)
-            sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
-            assert len(sent) >= 5
-            txs = await fork_rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for a in sent])
-            # Mined when the plans were priced for, so each profit is predicted to the wei.
-            await fork_rpc.call("evm_setNextBlockTimestamp", [head.timestamp + BLOCK_TIME_S])
-            await sc.mine(1)
-            await bot.runner.handle(await head_of(fork_rpc))
-        finally:
-            await fork_rpc.call("evm_setAutomine", [True])
+        head = await head_of(fork_rpc)
+        report = await bot.runner.handle(head)
+        sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
+        assert len(sent) >= 5
+        txs = await fork_rpc.batch([("eth_getTransactionByHash", [a.tx_hash]) for a in sent])
+        # Mined when the plans were priced for, so each profit is predicted to the wei.
+        await fork_rpc.call("evm_setNextBlockTimestamp", [head.timestamp + BLOCK_TIME_S])
+        await sc.mine(1)
+        await bot.runner.handle(await head_of(fork_rpc))
         rows = {r.tx_hash: r for r in bot.ledger.rows()}
     block = await fork_rpc.call("eth_getBlockByNumber", [hex(head.number + 1), False])
     base_fee = to_int(block["baseFeePerGas"])
