@@ -127,6 +127,11 @@ class _InFlight:
     cancels: list[str] = field(default_factory=list)
 
     @property
+    def signed_gas(self) -> int:
+        """The gas limit it is signed with: a cancellation's is a plain transfer's."""
+        return CANCEL_GAS if self.cancelled else self.gas_limit
+
+    @property
     def block_gas(self) -> int:
         """The gas it is expected to take of the block that includes it."""
         return CANCEL_GAS if self.cancelled else self.gas or self.gas_limit
@@ -452,10 +457,7 @@ class Executor:
         order: each plan was simulated after the ones before it."""
         assert self.signer is not None
         balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
-        committed = sum(
-            f.max_fee * (CANCEL_GAS if f.cancelled else f.gas_limit)
-            for f in self._in_flight.values()
-        )
+        committed = sum(f.max_fee * f.signed_gas for f in self._in_flight.values())
         left = balance - committed
         n = 0
         for _, sim, fees in go:
@@ -610,12 +612,12 @@ class Executor:
             "to": self.settings.liquidator,
             "data": flight.data,
             "value": 0,
-            "gas": flight.gas_limit,
+            "gas": flight.signed_gas,
             "maxFeePerGas": flight.max_fee,
             "maxPriorityFeePerGas": flight.priority_fee,
         }
         if flight.cancelled:
-            tx |= {"to": self.signer.address, "data": b"", "gas": CANCEL_GAS}
+            tx |= {"to": self.signer.address, "data": b""}
         raw = self.signer.sign(tx)
         flight.tx_hash = "0x" + keccak(raw).hex()
         for hashes in (flight.hashes, flight.cancels) if flight.cancelled else (flight.hashes,):
