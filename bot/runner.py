@@ -87,6 +87,9 @@ class Runner:
         self.settings = settings
         self.handled = 0
         self.failures = 0
+        # The head whose pending block proved later than its plans' time (see ``_batch``):
+        # its later batches simulate at the node's time straight away, not twice each.
+        self._late_head: int | None = None
 
     async def handle(self, head: BlockRef) -> HeadReport:
         t0 = time.perf_counter()
@@ -258,7 +261,6 @@ class Runner:
         ok: list[Simulation] = []
         failed: list[Simulation] = []
         ts: int | None = None
-        late = False  # the pending block is later than ``ts``
         for round_ in range(_ROUNDS):
             if seq is None or round_ > 0:
                 skip = done | {r.plan.user for r in refused}
@@ -273,13 +275,14 @@ class Runner:
             mark("priced")
             if ts is None:
                 ts = await self._simulation_time(inp.ts, head, latest)
+            late = self._late_head == head.number
             sims = await self.executor.simulate(plans, None if late else ts)
             if not late and any(x.reason == _UNDERFLOW for x in sims):
                 # The pending block our earlier transactions run in is already later than
                 # ``ts``: anvil stamps it with the wall clock, which a miner lagging on
                 # loaded cores leaves behind (512 plans refused at 20,000 borrowers).
                 # Again at the node's own next-block time, which follows that state.
-                late = True
+                self._late_head = head.number
                 sims = await self.executor.simulate(plans)
             mark("simulated")
             failed = [x for x in sims if not x.ok]
