@@ -141,6 +141,12 @@ class IndexerConfig(_Section):
         description="a SQLite file, or a postgresql:// URL shared by several instances",
     )
     confirmations: int = Field(default=12, ge=0)
+    reread_depth: int = Field(
+        default=64,
+        ge=1,
+        description="blocks less deep than this when first read are stored only after a "
+        "second eth_getLogs answer agreed (a lagging replica's [] is caught)",
+    )
     log_window: int = Field(default=2_000, ge=1)
     max_log_window: int = Field(default=50_000, ge=1)
     poll_interval_s: float = Field(default=2.0, gt=0)

@@ -117,6 +117,7 @@ async def open_index(settings: Settings, *, read_only: bool = False) -> AsyncIte
                     # A reader confirms nothing (it cannot write): every block past the
                     # writer's checkpoint stays in its in-memory tip.
                     confirmations=sys.maxsize if read_only else ix.confirmations,
+                    reread_depth=ix.reread_depth,
                     window=WindowSettings(initial=ix.log_window, maximum=ix.max_log_window),
                 ),
             )

@@ -48,6 +48,10 @@ class ReorgTooDeep(FatalError):
 class IndexerSettings:
     start_block: int  # first block to index (the market's deploy block)
     confirmations: int = 12  # blocks kept in the in-memory tip (the reorg depth handled)
+    # Following the head, a jump of up to this many blocks goes through the tip, as does
+    # the end of a longer catch-up: such blocks are stored only once a second eth_getLogs
+    # answer agreed with the first. Older history (and a start's) is read once.
+    reread_depth: int = 64
     window: WindowSettings = field(default_factory=WindowSettings)
 
     def __post_init__(self) -> None:
@@ -57,6 +61,8 @@ class IndexerSettings:
             )
         if self.confirmations < 0:
             raise ValueError("confirmations must be >= 0")
+        if self.reread_depth < 1:
+            raise ValueError("reread_depth must be >= 1")
 
 
 @dataclass(slots=True)
@@ -210,23 +216,35 @@ class Indexer:
             head = head.number
         target = head if head is not None else (await self.latest()).number
         confirm_to = target - self.settings.confirmations
+        backfill_to = confirm_to
         dirty: set[Key] = set()
         reorged = False
-        if self.tip and target - self.head > 2 * self.settings.confirmations:
+        far = max(2 * self.settings.confirmations, self.settings.reread_depth)
+        if self.tip and target - self.head > far:
             # Far behind (a stall or downtime): confirm what is still canonical of the
-            # tip, then catch up with windowed backfill rather than one huge batch.
+            # tip, then catch up with windowed backfill rather than one huge batch. The
+            # newest ``reread_depth`` blocks still go through the tip: a replica whose log
+            # index lags answers [] for them, and a backfill would store that at once.
+            backfill_to = min(confirm_to, target - self.settings.reread_depth)
             fork = await self._fork_point()
             if fork < self.head:
                 dirty |= await self._rollback(fork)
                 reorged = True
             # Its newest blocks may have been read only once: read them again first.
             lied = await self._recheck_tip()
-            if lied is not None:
+            if lied is None:
+                self._confirm(min(self.head, confirm_to))
+            else:
+                # One of the two answers lied, and a backfill would take the blocks
+                # rolled back on a single answer, perhaps the lie: they go through the
+                # tip again, so this head catches up only as far as the tip reaches.
                 dirty |= await self._rollback(lied)
                 reorged = True
-            self._confirm(min(self.head, confirm_to))
-        if not self.tip and self.confirmed_block < confirm_to:
-            dirty |= await self.backfill(confirm_to, progress)
+                target = min(target, self.head + self.settings.reread_depth)
+                confirm_to = target - self.settings.confirmations
+                backfill_to = min(backfill_to, self.head)
+        if not self.tip and self.confirmed_block < backfill_to:
+            dirty |= await self.backfill(backfill_to, progress)
         for _attempt in range(self.settings.confirmations + 2):
             try:
                 new, d = await self._extend_tip(target, known_head)

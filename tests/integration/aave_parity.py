@@ -25,11 +25,13 @@ async def make_indexer(
     store: Store | None = None,
     confirmations: int = 3,
     window: WindowSettings | None = None,
+    reread_depth: int = 64,
 ) -> tuple[Indexer, AaveV3Adapter]:
     adapter = await AaveV3Adapter.connect(rpc, market_of(manifest))
     settings = IndexerSettings(
         start_block=manifest.deploy_block,
         confirmations=confirmations,
+        reread_depth=reread_depth,
         window=window or WindowSettings(),
     )
     indexer = Indexer(rpc, adapter.indexing, store or Store(":memory:"), settings)

@@ -158,13 +158,55 @@ async def test_restart_on_an_orphaned_checkpoint_is_fatal(
 async def test_catch_up_reports_what_changed(
     fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
 ) -> None:
-    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2)
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2, reread_depth=8)
     await indexer.sync()
     who = "0x00000000000000000000000000000000000b0005"
     await _activity(fork_scenario, manifest, who, blocks=2)
     await fork_scenario.mine(20)  # far behind: the catch-up goes through backfill
     report = await indexer.sync()
     assert who in adapter.indexing.users_of(report.dirty)
+
+
+@pytest.mark.parametrize("behind", [6, 30])
+async def test_a_catch_up_stores_nothing_a_lagging_replica_left_out(
+    fork: AnvilProcess,
+    fork_scenario: Scenario,
+    fork_rpc: JsonRpcClient,
+    manifest: Manifest,
+    behind: int,
+) -> None:
+    """The head jumps past the tip (a burst of blocks, a stall) while a lagging replica
+    answers ``[]`` for its newest blocks: those are not stored on that one answer. 6
+    blocks behind (more than twice the confirmations) go through the tip; of 30, all but
+    the newest ``reread_depth`` (8) go through backfill. The next head's true answer
+    contradicts the lie and the tip is replayed."""
+    async with FaultProxy(fork.url) as proxy, JsonRpcClient(proxy.url) as rpc:
+        indexer, adapter = await make_indexer(rpc, manifest, confirmations=2, reread_depth=8)
+        await indexer.sync()
+        who = "0x00000000000000000000000000000000000b0007"
+        await fork_scenario.mine(behind - 6)
+        await _activity(fork_scenario, manifest, who, blocks=1)  # among the newest 6 blocks
+        now = int(await fork_rpc.call("eth_blockNumber"), 16)
+        assert now - indexer.head <= behind
+        await fork_scenario.mine(behind - (now - indexer.head))
+        rule = proxy.inject(Fault.LOGS_EMPTY, times=None)
+        await indexer.sync()
+        assert rule.hits > 0
+        assert who not in adapter.indexing.book.users  # taken for quiet blocks, for now
+        proxy.clear()
+
+        # Blocks the lie made the tip drop are read again through the tip, so a head
+        # may catch up only part of the way.
+        await fork_scenario.mine(1)
+        target = int(await fork_rpc.call("eth_blockNumber"), 16)
+        reports = [await indexer.sync()]
+        while reports[-1].head.number < target and len(reports) < 3:
+            reports.append(await indexer.sync())
+        assert reports[-1].head.number == target
+        assert reports[0].reorged
+        assert who in adapter.indexing.users_of(frozenset().union(*(r.dirty for r in reports)))
+        await assert_parity(fork_rpc, manifest, adapter, target)
+        await _same_as_fresh(fork_rpc, manifest, adapter.indexing.book.users)
 
 
 async def test_tip_replays_logs_a_lagging_replica_left_out(
