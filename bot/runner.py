@@ -23,11 +23,11 @@ from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
 from bot.execution.executor import Attempt, Executor, GasContext, Simulation
 from bot.execution.quotes import PairBook
-from bot.execution.sequencing import PlanSequence, leg_pool
+from bot.execution.sequencing import HeadPlans, PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
 from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient
-from strategies.api import Strategy
+from strategies.api import Strategy, best_first
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,9 @@ class Runner:
         hundreds of targets, pricing all of them first would hold back the most profitable
         ones past the next block. A batch is priced after the earlier batches' swaps (and
         simulated on a pending state that holds them), so each prediction stays exact.
-        Every user is priced once against the head's pools; a plan is priced again only
-        when an earlier one moved its pool (``PlanSequence``).
+        Every user is priced at most once against the head's pools, best bound first and
+        only as far as the batches read (``HeadPlans``); a plan is priced again only when
+        an earlier one moved its pool (``PlanSequence``).
         """
         budget = self.settings.max_plans_per_block
         attempts: list[Attempt] = []
@@ -188,7 +189,7 @@ class Runner:
         # a crash, the heads after the first priced against the head's pools alone and
         # most of their plans failed simulation (274 of 390 at 20,000 borrowers).
         committed: list[LiquidationPlan] = self.executor.pending_plans()
-        priced = self.strategy.plan(inp)
+        priced = HeadPlans(best_first(self.strategy, inp))
         seq: PlanSequence | None = None
         size = min(budget, _FIRST_BATCH)
         k = 0
@@ -236,7 +237,7 @@ class Runner:
     async def _batch(
         self,
         inp: Any,
-        priced: Sequence[LiquidationPlan],
+        priced: HeadPlans,
         head: BlockRef,
         done: set[str],
         committed: Sequence[LiquidationPlan],
@@ -267,7 +268,7 @@ class Runner:
                 # The head's plans, stale once ``committed`` moves their pools: only the
                 # ones that reach the front are priced again.
                 seq = PlanSequence(
-                    self.strategy, inp, plans=[p for p in priced if p.user not in skip]
+                    self.strategy, inp, plans=(p for p in priced if p.user not in skip)
                 )
                 for plan in committed:
                     seq.commit(plan)

@@ -9,7 +9,7 @@ no asyncio.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -161,7 +161,9 @@ class Strategy(Protocol):
     """Turns liquidatable positions into plans.
 
     ``plan`` returns at most one plan per user, only plans with ``net_profit_base >=
-    inp.min_profit_base``, best (highest ``net_profit_base``) first.
+    inp.min_profit_base``, best (highest ``net_profit_base``) first. A strategy may also
+    have ``plans_best_first(inp)``: the same plans in the same order, priced as they are
+    read (see ``best_first``).
     """
 
     name: str
@@ -169,3 +171,10 @@ class Strategy(Protocol):
 
     # ``inp`` is the adapter's planning input: ``StrategyInput`` for Aave V3.
     def plan(self, inp: Any) -> list[LiquidationPlan]: ...
+
+
+def best_first(strategy: Strategy, inp: Any) -> Iterator[LiquidationPlan]:
+    """``strategy.plan(inp)``, in its order, priced only as far as it is read when the
+    strategy has a ``plans_best_first(inp)`` iterator (the same plans, lazily)."""
+    lazy = getattr(strategy, "plans_best_first", None)
+    return iter(strategy.plan(inp)) if lazy is None else iter(lazy(inp))

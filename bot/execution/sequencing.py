@@ -21,11 +21,12 @@ it does not move them at all), so the estimate costs next to nothing.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import count
 
 from bot.api import LiquidationPlan, SwapLeg
-from strategies.api import PairQuote, Strategy, StrategyInput
+from strategies.api import PairQuote, Strategy, StrategyInput, best_first
 
 _PoolKey = frozenset[str]
 
@@ -49,31 +50,75 @@ def _rank(plan: LiquidationPlan) -> tuple[int, str]:
     return (-plan.net_profit_base, plan.user.lower())
 
 
+class HeadPlans:
+    """Every user's plan against the head's own pools, best first, priced only as far as
+    the head's batches read (``strategies.api.best_first``) and kept for its later ones:
+    the first batch of a crash leaves without waiting for the last user's price."""
+
+    def __init__(self, source: Iterator[LiquidationPlan]) -> None:
+        self._source = source
+        self._priced: list[LiquidationPlan] = []
+
+    def __iter__(self) -> Iterator[LiquidationPlan]:
+        i = 0
+        while True:
+            if i == len(self._priced):
+                plan = next(self._source, None)
+                if plan is None:
+                    return
+                self._priced.append(plan)
+            yield self._priced[i]
+            i += 1
+
+
 class PlanSequence:
     """``next()`` the best remaining plan; ``commit`` it once taken, or just move on."""
 
     def __init__(
-        self, strategy: Strategy, inp: StrategyInput, plans: list[LiquidationPlan] | None = None
+        self,
+        strategy: Strategy,
+        inp: StrategyInput,
+        plans: Iterable[LiquidationPlan] | None = None,
     ) -> None:
-        """``plans``: ``strategy.plan(inp)`` when already computed."""
+        """``plans``: the plans of ``inp`` (against its pools), best first, when already
+        at hand (default: ``best_first(strategy, inp)``); read only as far as needed."""
         self.strategy = strategy
         self.inp = inp
         self.pairs = dict(inp.pairs)
         self._versions: dict[_PoolKey, int] = {}  # commits that moved each pool
         self._tie = count()
         self._heap: list[tuple[tuple[int, str], int, LiquidationPlan, dict[_PoolKey, int]]] = []
-        for plan in strategy.plan(inp) if plans is None else plans:
-            self._push(plan)
+        self._source = iter(best_first(strategy, inp) if plans is None else plans)
+        self._next: LiquidationPlan | None = None  # read from the source, not yet pushed
 
-    def _push(self, plan: LiquidationPlan) -> None:
-        seen = {leg_pool(leg): self._versions.get(leg_pool(leg), 0) for leg in plan.swaps}
+    def _push(self, plan: LiquidationPlan, priced_at_head: bool = False) -> None:
+        seen = {
+            leg_pool(leg): 0 if priced_at_head else self._versions.get(leg_pool(leg), 0)
+            for leg in plan.swaps
+        }
         heapq.heappush(self._heap, (_rank(plan), next(self._tie), plan, seen))
+
+    def _fill(self) -> None:
+        """Move the source's plans to the heap until its top is better than the source's
+        next (the source comes best first, so nothing left there can beat the top)."""
+        while True:
+            if self._next is None:
+                self._next = next(self._source, None)
+                if self._next is None:
+                    return
+            if self._heap and self._heap[0][0] < _rank(self._next):
+                return
+            self._push(self._next, priced_at_head=True)
+            self._next = None
 
     def _current(self, seen: dict[_PoolKey, int]) -> bool:
         return all(self._versions.get(k, 0) == v for k, v in seen.items())
 
     def next(self) -> LiquidationPlan | None:
-        while self._heap:
+        while True:
+            self._fill()
+            if not self._heap:
+                return None
             _, _, plan, seen = heapq.heappop(self._heap)
             if self._current(seen):
                 return plan
@@ -81,11 +126,11 @@ class PlanSequence:
                 self.inp, positions={plan.user: self.inp.positions[plan.user]}, pairs=self.pairs
             )
             for fresh in self.strategy.plan(again):  # at most one: the user's best
+                self._fill()
                 top = self._heap[0] if self._heap else None
                 if top is None or _rank(fresh) <= top[0] or not self._current(top[3]):
                     return fresh
                 self._push(fresh)  # an up-to-date plan pays more: it goes first
-        return None
 
     def commit(self, plan: LiquidationPlan) -> None:
         """``plan`` will execute before the remaining ones: the plans on its pools are

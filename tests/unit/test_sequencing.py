@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
+from typing import Any
 
 from test_strategy import DAI, WBTC, WETH, deep_pairs, make_input, position, weth_dai
 
 from bot.api import LiquidationPlan
 from bot.execution.sequencing import PlanSequence
-from strategies.api import StrategyInput, pair_key
+from strategies.api import best_first, pair_key
 from strategies.default import DefaultStrategy
 
 
@@ -65,9 +67,9 @@ class _Counting(DefaultStrategy):
         super().__init__()
         self.priced = 0
 
-    def plan(self, inp: StrategyInput) -> list[LiquidationPlan]:
-        self.priced += len(inp.positions)
-        return super().plan(inp)
+    def _price(self, round_: Any, prepared: Any) -> LiquidationPlan | None:
+        self.priced += 1
+        return super()._price(round_, prepared)
 
 
 def test_taking_k_plans_that_share_a_pool_prices_about_k_users_again() -> None:
@@ -77,11 +79,13 @@ def test_taking_k_plans_that_share_a_pool_prices_about_k_users_again() -> None:
     inp = make_input(users, pairs=deep_pairs())
     strategy = _Counting()
     seq = PlanSequence(strategy, inp)
-    assert strategy.priced == 40
+    assert strategy.priced == 0  # nothing is priced before it is asked for
     taken = seq.take(10)
     assert len(taken) == 10
-    # One re-pricing per plan handed out after the first (the exact best-first order
-    # re-priced every stale plan above the next one: 100 for these 10).
+    # Each user at most once against the head's pools (users this alike all have to be:
+    # their profit bounds overlap), then one re-pricing per plan handed out after the
+    # first (the exact best-first order re-priced every stale plan above the next one:
+    # 100 for these 10).
     assert strategy.priced - 40 <= 10, strategy.priced - 40
     # Each plan is exactly what the strategy makes of it against the pool the earlier
     # ones leave, and the pool keeps falling, so every plan pays less than before.
@@ -96,3 +100,19 @@ def test_taking_k_plans_that_share_a_pool_prices_about_k_users_again() -> None:
         pool = replace(
             pool, reserve0=pool.reserve0 + leg.amount_in, reserve1=pool.reserve1 - leg.amount_out
         )
+
+
+def test_the_first_plans_of_a_crash_are_priced_before_the_last_user() -> None:
+    # 300 positions of sizes spread over three decades, as a market's are.
+    rng = random.Random(7)
+    users = {f"u{i:03d}": weth_dai(0.97, eth=round(10 ** rng.uniform(0, 3), 3)) for i in range(300)}
+    inp = make_input(users, pairs=deep_pairs())
+    strategy = _Counting()
+    lazy = best_first(strategy, inp)
+    first = [next(lazy) for _ in range(8)]
+    # Users whose profit bound cannot beat the eighth plan are not priced for it.
+    assert strategy.priced < 300 // 2, strategy.priced
+    # The same plans, in the same order, as pricing every user first.
+    rest = list(lazy)
+    assert strategy.priced == 300
+    assert first + rest == DefaultStrategy().plan(inp)
