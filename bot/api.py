@@ -12,7 +12,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.multicall import Multicall
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +246,9 @@ class LiquidationAdapter(ABC):
     name: str  # equals the plugin's name and the plans' ``protocol``
     indexing: IndexedProtocol
     base_unit: int  # one unit of the base currency ``*_base`` values are in (1e8: USD)
+    # The Multicall3 reader ``scan`` reads the head with, if any: the runner reads the
+    # swap pools through it in the same turn, so both share one eth_call.
+    multicall: Multicall | None = None
 
     @abstractmethod
     def positions_of(self, keys: Iterable[Key]) -> set[str]:

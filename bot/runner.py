@@ -27,7 +27,7 @@ from bot.execution.sequencing import HeadPlans, PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
 from bot.ledger import Outcome
 from bot.rpc import JsonRpcClient
-from strategies.api import Strategy, best_first
+from strategies.api import PairQuote, Strategy, best_first
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,15 @@ class Runner:
         mark("sync")
         changed = self.adapter.positions_of(sync.dirty)
         self.executor.changed(changed)
-        scan = await self.adapter.scan(head, changed)
+        # Asked in the same turn as the scan's read of the head: where the adapter reads
+        # through its multicall, the pools come in the same eth_call, so a crash head
+        # has them without another round trip, and a quiet head costs no extra call.
+        quotes = asyncio.ensure_future(self.pairs.quotes(head.number))
+        try:
+            scan = await self.adapter.scan(head, changed)
+        except BaseException:
+            _drop(quotes)
+            raise
         mark("scan")
         gas = GasContext(head.base_fee, scan.native_price_base)
         self.executor.final(self.indexer.confirmed_block)
@@ -116,9 +124,11 @@ class Runner:
         attempts: list[Attempt] = []
         room = self.executor.gas_room(head)
         if targets and (room is None or room > 0):
-            inp = await self.planning_input(head, scan, targets, gas)
+            inp = await self.planning_input(head, scan, targets, gas, quotes)
             mark("plan")
             attempts = await self._execute(inp, head, gas, mark, room)
+        else:
+            _drop(quotes)
         planned = len(attempts)
         report = HeadReport(
             head,
@@ -297,10 +307,16 @@ class Runner:
         return refused + ok, None if failed else seq
 
     async def planning_input(
-        self, head: BlockRef, scan: Scan, targets: Sequence[str], gas: GasContext
+        self,
+        head: BlockRef,
+        scan: Scan,
+        targets: Sequence[str],
+        gas: GasContext,
+        quotes: asyncio.Future[dict[frozenset[str], PairQuote]] | None = None,
     ) -> Any:
         """What the strategy sees for ``targets`` at ``head``: plans are priced for the
-        next block (``head.timestamp + block_time_s``), pools and gas as of ``head``."""
+        next block (``head.timestamp + block_time_s``), pools and gas as of ``head``
+        (``quotes``: the pools already asked for at ``head``)."""
         s = self.settings
         terms = PlanTerms(
             ts=head.timestamp + s.block_time_s,
@@ -308,8 +324,12 @@ class Runner:
             native_price_base=gas.native_price_base,
             min_profit_base=s.min_profit_base,
         )
-        await self.pairs.include(self.adapter.assets(), head.number)
-        pairs = await self.pairs.quotes(head.number)
+        if await self.pairs.include(self.adapter.assets(), head.number) or quotes is None:
+            if quotes is not None:
+                _drop(quotes)  # read before the new pairs were found
+            pairs = await self.pairs.quotes(head.number)
+        else:
+            pairs = await quotes
         return self.adapter.planning_input(scan, targets, pairs, terms)
 
     async def profitable_left(self, head: BlockRef) -> int:
@@ -389,6 +409,15 @@ def _fitting(sims: Sequence[Simulation], room: int | None) -> list[Simulation]:
             used += x.gas
         out.append(x)
     return out
+
+
+def _drop(task: asyncio.Future[Any]) -> None:
+    """Give up on ``task``: cancelled if still running, its error (if any) retrieved."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+    else:
+        task.cancel()
 
 
 def _numbered(mark: Callable[[str], None], k: int, step: str) -> None:

@@ -142,8 +142,9 @@ def adapter_context(settings: Settings) -> dict[str, Any]:
 async def pair_book(
     rpc: JsonRpcClient, adapter: LiquidationAdapter, settings: Settings
 ) -> PairBook:
-    """The Uniswap V2 pairs between the adapter's assets (none without a factory)."""
-    mc = Multicall(rpc, settings.market.multicall3)
+    """The Uniswap V2 pairs between the adapter's assets (none without a factory), read
+    through the adapter's multicall where it has one (see ``Multicall``)."""
+    mc = adapter.multicall or Multicall(rpc, settings.market.multicall3)
     factory = settings.swap.uniswap_v2_factory
     return await PairBook.discover(mc, factory, adapter.assets()) if factory else PairBook(mc, [])
 

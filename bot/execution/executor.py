@@ -10,7 +10,8 @@ first) costs one simulation and puts the user on cooldown; it is never retried i
 The plans that pass are signed with consecutive nonces from a local counter and sent in
 one batch, each recorded in the ledger with its transaction hash before it leaves, so a
 crash never forgets a transaction it may have sent; a batch goes only as far as the
-account's ETH covers its worst-case gas (the rest is recorded as not sent). Fees are
+account's ETH (read in the simulation's request) covers its worst-case gas (the rest is
+recorded as not sent). Fees are
 EIP-1559 (base fee of the head times two plus the priority fee, under a cap); with
 ``bid_share_bps`` the priority fee bids that share of what the plan earns above its
 base-fee gas, so that a competitor with a plain tip is ordered after us in the block. A
@@ -224,6 +225,8 @@ class Executor:
         self._cooldown: dict[str, int] = {}  # user -> first block it may be tried again
         self._overrides = True  # until the node rejects eth_call block overrides
         self._simulate_v1 = True  # until the node rejects eth_simulateV1
+        # Our balance, read in the last simulation's batch; taken by the next submit.
+        self._balance: int | None = None
         self.losses = LossGuard(settings.max_daily_loss_base)
         self.kill_switch = KillSwitch(settings.kill_switch)
 
@@ -331,10 +334,19 @@ class Executor:
         block: dict[str, Any] = {"calls": [tx for _, _, tx in txs]}
         if ts is not None:
             block["blockOverrides"] = {"time": hex(ts)}
-        (result,) = await self.rpc.call(
-            "eth_simulateV1",
-            [{"blockStateCalls": [block], "validation": False}, self.settings.simulate_tag],
+        answers = await self.rpc.batch(
+            [
+                (
+                    "eth_simulateV1",
+                    [{"blockStateCalls": [block], "validation": False}, self.settings.simulate_tag],
+                ),
+                *self._balance_call(),
+            ]
         )
+        self._keep_balance(answers[1:])
+        if isinstance(answers[0], RpcError):
+            raise answers[0]
+        (result,) = answers[0]
         calls = result["calls"]
         if len(calls) != len(txs):
             raise RpcError("eth_simulateV1", f"{len(calls)} results for {len(txs)} calls")
@@ -362,7 +374,8 @@ class Executor:
                 for _, _, tx in txs
                 for m in ("eth_call", "eth_estimateGas")
             ]
-            results = await self.rpc.batch(calls)
+            results = await self.rpc.batch(calls + self._balance_call())
+            self._keep_balance(results[len(calls) :])
             if any(
                 isinstance(r, RpcError) and not isinstance(r, ExecutionReverted) for r in results
             ):
@@ -370,7 +383,8 @@ class Executor:
                 self._overrides = False
         if ts is None or not self._overrides:
             calls = [(m, [tx, tag]) for _, _, tx in txs for m in ("eth_call", "eth_estimateGas")]
-            results = await self.rpc.batch(calls)
+            results = await self.rpc.batch(calls + self._balance_call())
+            self._keep_balance(results[len(calls) :])
         out = []
         for i, (plan, data, _) in enumerate(txs):
             called, estimated = results[2 * i], results[2 * i + 1]
@@ -385,6 +399,18 @@ class Executor:
                 limit = gas * self.settings.gas_margin_bps // 10_000
                 out.append(Simulation(plan, data, _PROFIT.decode_one(called), gas, limit))
         return out
+
+    def _balance_call(self) -> list[tuple[str, list[Any]]]:
+        """Our balance, asked for in a simulation's batch when plans may be sent:
+        ``submit`` checks what it sends against it without another round trip."""
+        if self.dry_run or self.signer is None:
+            return []
+        return [("eth_getBalance", [self.signer.address, "latest"])]
+
+    def _keep_balance(self, answers: Sequence[Any]) -> None:
+        self._balance = None
+        if answers and not isinstance(answers[0], RpcError):
+            self._balance = to_int(answers[0])
 
     async def submit(
         self, sims: Sequence[Simulation], head: BlockRef, gas: GasContext
@@ -456,7 +482,9 @@ class Executor:
         (at 20,000 borrowers a bot with 100 ETH had 1,073 sends refused). Kept in sending
         order: each plan was simulated after the ones before it."""
         assert self.signer is not None
-        balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
+        balance, self._balance = self._balance, None
+        if balance is None:
+            balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
         committed = sum(f.max_fee * f.signed_gas for f in self._in_flight.values())
         left = balance - committed
         n = 0

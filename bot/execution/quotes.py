@@ -40,13 +40,15 @@ class PairBook:
         self.factory = factory
         self.assets = frozenset(a.lower() for a in assets)
 
-    async def include(self, assets: Iterable[str], block: int | str = "latest") -> None:
-        """Discover the pairs ``assets`` add (nothing to do, and no call, when none is new)."""
+    async def include(self, assets: Iterable[str], block: int | str = "latest") -> bool:
+        """Discover the pairs ``assets`` add (nothing to do, and no call, when none is new).
+        Whether any asset was new."""
         want = self.assets | {a.lower() for a in assets}
         if want == self.assets or self.factory is None:
-            return
+            return False
         fresh = await PairBook.discover(self.mc, self.factory, sorted(want), block)
         self.pairs, self.assets = fresh.pairs, want
+        return True
 
     @classmethod
     async def discover(

@@ -6,6 +6,7 @@ pipeline (indexer → exact health → strategy → executor); only the clock is
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -564,3 +565,27 @@ async def test_zero_or_stale_prices_set_their_positions_aside(
 def _by_symbol(m: Manifest, market: MarketState) -> dict[int, ReserveInfo]:
     by_asset = {r.address.lower(): r for r in m.reserves}
     return {rid: by_asset[r.asset.lower()] for rid, r in market.reserves.items()}
+
+
+async def test_a_head_reads_the_market_and_the_pools_in_one_call(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, manifest: Manifest, tmp_path: Path
+) -> None:
+    """A quiet head costs one eth_getLogs and one eth_call; a crash head reads the pools'
+    reserves in that same eth_call, so its plans wait for no extra round trip."""
+    m = manifest.with_rpc_url(fork.url)
+    sc = Scenario(fork_rpc, m)
+    async with devnet_bot(fork.url, m, tmp_path / "bot.db") as bot:
+        runner, rpc = bot.runner, bot.index.rpc
+        await runner.handle(await head_of(fork_rpc))  # the first head backfills
+        for _ in range(3):
+            await sc.mine(1)
+            before = Counter(rpc.calls)
+            report = await runner.handle(await head_of(fork_rpc))
+            assert report.error is None and report.liquidatable == 0
+            assert Counter(rpc.calls) - before == Counter({"eth_getLogs": 1, "eth_call": 1})
+        await sc.scale_price("WETH", 7_600)
+        before = Counter(rpc.calls)
+        report = await runner.handle(await head_of(fork_rpc))
+        used = Counter(rpc.calls) - before
+        assert [a for a in report.attempts if a.outcome == Outcome.SENT]
+        assert used["eth_call"] == 1, used

@@ -51,8 +51,16 @@ async def test_price_change_reevaluates_holders_only(
     expected = await _chain_liquidatable(fork_rpc, manifest, users, report.head.number)
     assert expected, "the crash should make positions liquidatable"
     assert crash.liquidatable == expected
-    for u in crash.evaluated:
-        assert monitor.health[u] == crash.accounts[u].health_factor
+    # Each evaluated user's account data is the pool's own, to the wei.
+    chain = await read_accounts(fork_rpc, manifest, sorted(crash.evaluated), report.head.number)
+    assert len(crash.accounts) == len(crash.evaluated)
+    for row in chain:
+        got = crash.accounts[row.user]
+        assert (got.total_collateral_base, got.total_debt_base, got.health_factor) == (
+            row.total_collateral_base,
+            row.total_debt_base,
+            row.health_factor,
+        )
 
     # A year of interest and no price change: only the screen's candidates are re-evaluated,
     # and drift into liquidation is still caught exactly.

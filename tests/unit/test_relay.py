@@ -237,11 +237,13 @@ class FakeNode:
     nonce: int = 7
     balance: int = 10**21
     seen: list[str] = field(default_factory=list)
+    requests: list[list[str]] = field(default_factory=list)  # methods, per HTTP request
     call: Callable[[], dict[str, Any]] = lambda: {"result": "0x"}
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         items = body if isinstance(body, list) else [body]
+        self.requests.append([item["method"] for item in items])
         out = []
         for item in items:
             self.seen.append(item["method"])
@@ -252,6 +254,11 @@ class FakeNode:
                 answer = {"result": hex(self.balance)}
             elif item["method"] == "eth_call":
                 answer = self.call()
+            elif item["method"] == "eth_simulateV1":
+                calls = item["params"][0]["blockStateCalls"][0]["calls"]
+                profit = "0x" + (10**18).to_bytes(32, "big").hex()
+                ok = {"status": "0x1", "returnData": profit, "gasUsed": hex(200_000)}
+                answer = {"result": [{"calls": [ok] * len(calls)}]}
             out.append({"jsonrpc": "2.0", "id": item["id"], **answer})
         return web.json_response(out if isinstance(body, list) else out[0])
 
@@ -411,3 +418,27 @@ def test_relay_is_wired_with_the_auth_key_or_the_trading_key() -> None:
     relay = relay_client(own, Signer(trader), {"K": auth.key.hex()})
     assert relay is not None and relay.auth_address == auth.address
     assert trader.key.hex() not in repr(relay) and auth.key.hex() not in repr(relay)
+
+
+@pytest.mark.asyncio
+async def test_the_balance_check_rides_the_simulations_request(tmp_path: Path) -> None:
+    """The ETH-for-gas check before a send reads the balance in the simulation's own
+    request: a crash head's batch waits for no extra round trip."""
+    node = FakeNode()
+    ledger = Ledger(tmp_path / "bot.db")
+    try:
+        async with serve(node.handle) as url, JsonRpcClient(url) as rpc:
+            ex = Executor(
+                rpc, ledger, ExecutorSettings(liquidator=LIQUIDATOR), Signer(Account.create()), 1
+            )
+            attempts = await ex.submit(await ex.simulate([plan(u) for u in USERS]), HEAD, GAS)
+            assert [a.outcome for a in attempts] == [Outcome.SENT] * 3
+            assert node.requests[0] == ["eth_simulateV1", "eth_getBalance"]
+            assert node.seen.count("eth_getBalance") == 1
+            # Short of ETH: the balance read with the simulation bounds what is sent.
+            node.balance = 0
+            sims = await ex.simulate([plan("0x" + "b1" * 20)])
+            assert [a.outcome for a in await ex.submit(sims, HEAD, GAS)] == [Outcome.REVERTED]
+            assert node.seen.count("eth_getBalance") == 2
+    finally:
+        ledger.close()

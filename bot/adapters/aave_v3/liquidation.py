@@ -47,6 +47,7 @@ class AaveV3Liquidation(LiquidationAdapter):
         funded: bool = False,
     ) -> None:
         self.market = market
+        self.multicall = market.multicall
         self.indexing: AaveV3Indexing = market.indexing
         self.monitor = HealthMonitor(market, max_price_age_s)
         self.base_unit = base_unit

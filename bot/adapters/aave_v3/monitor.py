@@ -28,7 +28,6 @@ from bot.adapters.aave_v3.state import UserPosition
 from bot.api import BlockRef
 
 log = logging.getLogger(__name__)
-WAD = 10**18
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class BlockHealth:
     changed_prices: frozenset[int]  # reserve ids whose oracle price moved
     evaluated: frozenset[str]  # users re-evaluated exactly this block
     liquidatable: frozenset[str]  # every user with exact HF < 1 at this block
-    accounts: dict[str, AccountData]  # exact account data of the evaluated users
+    accounts: Mapping[str, AccountData]  # exact account data of the evaluated users
     market: MarketState  # reserves, prices and e-mode categories read at this block
     # Reserves whose price cannot be trusted at this block (zero, or older than the
     # allowed age), and the liquidatable users left out because they hold one.
@@ -52,7 +51,6 @@ class HealthMonitor:
         self.max_price_age_s = max_price_age_s
         self._unpriced: dict[int, str] = {}
         self.prices: dict[int, int] = {}
-        self.health: dict[str, int] = {}  # last exact HF per user
         self._screener: Screener | None = None
         self._packed: PackedBook | None = None
 
@@ -78,7 +76,6 @@ class HealthMonitor:
         for u in changed:
             pos = book.get(u)
             if pos is None:
-                self.health.pop(u, None)
                 if u in screener:
                     screener.remove(u)
                 if u in packed:
@@ -100,9 +97,7 @@ class HealthMonitor:
                 "account data reverts", extra={"user": u, "block": head.number, "err": str(exc)}
             )
         accounts = batch.accounts()
-        for u, a in accounts.items():
-            self.health[u] = a.health_factor
-        below = frozenset(u for u, a in accounts.items() if a.health_factor < WAD)
+        below = frozenset(batch.liquidatable())
         unpriced = self._check_prices(market, head)
         set_aside = frozenset(u for u in below if _touches(book.users.get(u), unpriced))
         liquidatable = below - set_aside

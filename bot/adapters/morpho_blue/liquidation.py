@@ -75,7 +75,7 @@ class MorphoBlueLiquidation(LiquidationAdapter):
         block_time_s: int = 12,
     ) -> None:
         self.indexing: MorphoBlueIndexing = indexing
-        self.multicall = multicall
+        self.multicall: Multicall = multicall
         self.valuation_oracle = valuation_oracle
         self.base_unit = base_unit
         self.only = frozenset(m.lower() for m in markets)
