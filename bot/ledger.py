@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     REVERTED = "reverted"  # mined and reverted for another reason
     UNPROFITABLE = "unprofitable"  # the simulation said it would not pay: not sent
     CANCELLED = "cancelled"  # replaced by a transfer to ourselves: it no longer paid a bump
+    DISPLACED = "displaced"  # its nonce went to a more valuable plan before it was mined
 
 
 @dataclass(frozen=True, slots=True)

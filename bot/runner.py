@@ -21,7 +21,7 @@ from typing import Any
 from bot.api import BlockRef, LiquidationAdapter, LiquidationPlan, PlanTerms, Scan
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
-from bot.execution.executor import Attempt, Executor, GasContext, Simulation
+from bot.execution.executor import Attempt, Executor, GasContext, InFlight, Simulation
 from bot.execution.quotes import PairBook
 from bot.execution.sequencing import HeadPlans, PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
@@ -123,10 +123,17 @@ class Runner:
         targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
         room = self.executor.gas_room(head)
-        if targets and (room is None or room > 0):
+        front = self.executor.front(head)
+        if targets and (front or room is None or room > 0):
             inp = await self.planning_input(head, scan, targets, gas, quotes)
             mark("plan")
-            attempts = await self._execute(inp, head, gas, mark, room)
+            priced = HeadPlans(best_first(self.strategy, inp))
+            done: set[str] = set()
+            if front:
+                attempts = await self._preempt(inp, priced, head, gas, mark, front, done)
+                room = self.executor.gas_room(head)
+            if room is None or room > 0:
+                attempts += await self._execute(inp, priced, head, gas, mark, room, done)
         else:
             _drop(quotes)
         planned = len(attempts)
@@ -171,13 +178,57 @@ class Runner:
             return ts
         return max(ts, newest.timestamp + self.settings.block_time_s)
 
+    async def _preempt(
+        self,
+        inp: Any,
+        priced: HeadPlans,
+        head: BlockRef,
+        gas: GasContext,
+        mark: Callable[[str], None],
+        front: Sequence[InFlight],
+        done: set[str],
+    ) -> list[Attempt]:
+        """The head's best plans take the nonces of ``front`` (``Executor.front``: the
+        start of a queue deeper than one block) from flights that earn less, so they are
+        mined in the next block rather than behind the queue. They execute before
+        anything of ours in the pool, so they are priced against the head's pools alone
+        and simulated on the latest block. Adds the users it recorded to ``done``.
+
+        The flights behind them trade after them now: where they share a pool, each
+        realizes a little more or less than predicted, and its on-chain minProfit still
+        turns a loss into a revert."""
+        latest = asyncio.create_task(self.indexer.latest())
+        try:
+            seq = PlanSequence(self.strategy, inp, plans=iter(priced))
+            plans: list[LiquidationPlan] = []
+            for flight in front[: self.settings.max_plans_per_block]:
+                plan = seq.next()
+                if plan is None or plan.net_profit_base <= flight.net(gas):
+                    break
+                seq.commit(plan)
+                plans.append(plan)
+            mark("priced 0")
+            if not plans:
+                return []
+            ts = await self._simulation_time(inp.ts, head, latest)
+        finally:
+            latest.cancel()
+        sims = await self.executor.simulate(plans, ts, tag="latest")
+        mark("simulated 0")
+        got = await self.executor.preempt(sims, front, head, gas)
+        mark("sent 0")
+        done |= {x.plan.user for x in sims[: len(got)]}
+        return got
+
     async def _execute(
         self,
         inp: Any,
+        priced: HeadPlans,
         head: BlockRef,
         gas: GasContext,
         mark: Callable[[str], None],
         room: int | None,
+        done: set[str],
     ) -> list[Attempt]:
         """Up to ``max_plans_per_block`` plans, priced in sending order, in batches of
         growing size (8, 32, 128, ...), while their expected gas fits ``room`` (the
@@ -192,14 +243,12 @@ class Runner:
         only as far as the batches read (``HeadPlans``); a plan is priced again only when
         an earlier one moved its pool (``PlanSequence``).
         """
-        budget = self.settings.max_plans_per_block
+        budget = self.settings.max_plans_per_block - len(done)
         attempts: list[Attempt] = []
-        done: set[str] = set()
         # Our transactions still in the pool move the pools before anything sent now: at
         # a crash, the heads after the first priced against the head's pools alone and
         # most of their plans failed simulation (274 of 390 at 20,000 borrowers).
         committed: list[LiquidationPlan] = self.executor.pending_plans()
-        priced = HeadPlans(best_first(self.strategy, inp))
         seq: PlanSequence | None = None
         size = min(budget, _FIRST_BATCH)
         k = 0

@@ -435,9 +435,16 @@ async def test_our_queue_stays_within_four_blocks_and_is_not_bumped_while_it_mov
         assert liquidatable > max(per_head) > 0
         assert len(rows) > max(per_head)  # the rest went on later heads
         # The plans left out had no row (no failure, no cooldown): every one was won,
-        # as first sent (never bumped), within the four blocks of the queue.
-        assert [(r.outcome, r.reason) for r in rows] == [(Outcome.WON, "")] * len(rows)
-        waited = [r.settled_block - r.block for r in rows]
+        # as first sent (never bumped), within the four blocks of the queue. Some gave
+        # their nonce to a later plan worth more (a user's second call), and were won on
+        # a later head.
+        won = [r for r in rows if r.outcome == Outcome.WON]
+        assert {r.reason for r in won} == {""}
+        displaced = [r for r in rows if r.outcome == Outcome.DISPLACED]
+        assert len(won) + len(displaced) == len(rows)
+        for d in displaced:
+            assert any(r.user == d.user and r.block > d.block for r in won), d
+        waited = [r.settled_block - r.block for r in won]
         # Four blocks of expected gas; a block admits by gas limit, so it holds a bit
         # less. Five full blocks is what a fee cap of twice the base fee outlasts.
         assert max(waited) <= 5, waited
@@ -454,7 +461,8 @@ async def test_a_bid_share_tips_from_the_profit_and_the_guard_covers_it(
     overrides = {"executor": {"bid_share": str(share), "max_fee_gwei": "20000"}}
     async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
         fixed_tip = bot.executor.settings.priority_fee_wei
-        cap = bot.executor.settings.max_fee_wei
+        cap = bot.executor.first_fee_cap  # one bump's room under max_fee_gwei
+        assert cap == bot.executor.settings.max_fee_wei * 10_000 // 11_250
         head = await head_of(fork_rpc)
         report = await bot.runner.handle(head)
         sent = [a for a in report.attempts if a.outcome == Outcome.SENT]
@@ -589,3 +597,72 @@ async def test_a_head_reads_the_market_and_the_pools_in_one_call(
         used = Counter(rpc.calls) - before
         assert [a for a in report.attempts if a.outcome == Outcome.SENT]
         assert used["eth_call"] == 1, used
+
+
+async def test_a_new_crash_takes_the_next_block_from_a_queue_of_lesser_plans(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """An oracle update that lands on a queue deeper than one block: its best plans take
+    the queue's next nonces from the flights that earn less, and are mined in the very
+    next block with the profit predicted to the wei, instead of behind four blocks of
+    leftovers. Each displaced user is liquidated on a later head."""
+    m, sc = crashed
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path) as bot:
+        runner, executor = bot.runner, bot.executor
+        await fork_rpc.call("evm_setBlockGasLimit", [hex(2_400_000)])  # ~3 of ours a block
+        await sc.mine(1)
+        head = await head_of(fork_rpc)
+        # The WETH crash fills our queue to more than three blocks.
+        while (executor.gas_room(head) or 0) >= head.gas_limit:
+            await runner.handle(head)
+            await sc.mine(1)
+            head = await head_of(fork_rpc)
+        # WBTC falls too: the update outbids our queue into the next block, which our
+        # queue fills up; three blocks of it wait behind.
+        price = await sc.price("WBTC") * 7_000 // 10_000
+        await fork_rpc.call("anvil_impersonateAccount", [m.deployer])
+        update = {
+            "from": m.deployer,
+            "to": m.reserve("WBTC").price_feed,
+            "data": FEED.fn("setAnswer").encode_hex(price),
+            "maxPriorityFeePerGas": hex(10**13),
+            "maxFeePerGas": hex(2 * 10**13),
+        }
+        await fork_rpc.call("eth_sendTransaction", [update])
+        await sc.mine(1)
+        head = await head_of(fork_rpc)
+        report = await runner.handle(head)
+        rows = {r.id: r for r in bot.ledger.rows()}
+        displaced = [r for r in rows.values() if r.outcome == Outcome.DISPLACED]
+        first = [rows[a.row] for a in report.attempts[: len(displaced)]]
+        assert displaced, "no plan took the front of the queue"
+        assert all(r.outcome == Outcome.SENT for r in first)
+        assert min(r.predicted_net_base for r in first) > max(
+            r.predicted_net_base for r in displaced
+        )
+        # They hold our lowest nonces: nothing of ours is mined before them.
+        txs = await fork_rpc.batch([("eth_getTransactionByHash", [r.tx_hash]) for r in first])
+        nonces = sorted(to_int(tx["nonce"]) for tx in txs)
+        assert nonces == sorted(f.nonce for f in executor._in_flight.values())[: len(first)]
+        await fork_rpc.call("evm_setNextBlockTimestamp", [head.timestamp + BLOCK_TIME_S])
+        await sc.mine(1)
+        for _ in range(40):
+            head = await head_of(fork_rpc)
+            await runner.handle(head)
+            if not executor.in_flight and not await runner.profitable_left(head):
+                break
+            await sc.mine(1)
+        rows = {r.id: r for r in bot.ledger.rows()}
+        # Nothing profitable is left: the displaced users were planned afresh (those no
+        # longer liquidated had stopped paying: the WBTC crash moved their collateral).
+        assert await runner.profitable_left(head) == 0
+    # The best in the very next block, the rest right after it (they may use more gas
+    # than the flights they displaced), each as predicted: they traded first.
+    settled = [rows[r.id].settled_block - r.block for r in first]
+    assert settled[0] == 1 and max(settled) <= 2, settled
+    for r in first:
+        assert rows[r.id].outcome == Outcome.WON, rows[r.id]
+        assert rows[r.id].realized_profit == r.predicted_profit, rows[r.id]
+    won = {r.user for r in rows.values() if r.outcome == Outcome.WON}
+    assert {r.user for r in displaced} & won
+    assert all(rows[r.id].outcome == Outcome.DISPLACED for r in displaced)

@@ -145,6 +145,7 @@ async def test_counters_and_gauges_from_head_reports(
         "reverted": 0,
         "unprofitable": 1,
         "cancelled": 0,
+        "displaced": 0,
     }
     assert s["liqbot_realized_pnl_base", ()] == 1_300
     assert s["liqbot_rpc_calls_total", (("method", "eth_call"),)] == 7
