@@ -263,6 +263,11 @@ class LiquidationAdapter(ABC):
     def assets(self) -> Sequence[str]:
         """Every token a plan may repay or seize (swap pairs are found between them)."""
 
+    def prefetch(self, head: BlockRef) -> None:  # noqa: B027 (optional: a no-op by default)
+        """Start the reads ``scan(head)`` will need, before the indexer's sync of ``head``
+        (whose eth_getLogs they then overlap); ``scan`` must still be right when the sync
+        changed what they depend on (new reserves, new e-mode categories)."""
+
     @abstractmethod
     async def scan(self, head: BlockRef, changed: set[str]) -> Scan:
         """Exact health at ``head``; ``changed`` positions must be re-evaluated. The first

@@ -62,7 +62,8 @@ class HeadReport:
     elapsed_s: float
     error: str | None = None  # the handler failed; the next head retries
     # Seconds from the start of the handler to the end of each step ("sync", "scan",
-    # "plan", then "priced k", "simulated k", "sent k" for batch k): where a slow head went.
+    # "settle", "plan", then "priced k", "simulated k", "sent k" for batch k, k = 0 for
+    # the plans that displace queued ones): where a slow head went.
     phases: tuple[tuple[str, float], ...] = ()
 
 
@@ -99,27 +100,42 @@ class Runner:
             phases.append((step, time.perf_counter() - t0))
 
         self.rpc.note_head(head.number)
-        sync = await self.indexer.sync(head)
-        head = sync.head
-        mark("sync")
-        changed = self.adapter.positions_of(sync.dirty)
-        self.executor.changed(changed)
-        # Asked in the same turn as the scan's read of the head: where the adapter reads
-        # through its multicall, the pools come in the same eth_call, so a crash head
-        # has them without another round trip, and a quiet head costs no extra call.
+        # The head's reads all leave at once, before its logs are read: the adapter's
+        # (the market, for scan), the pools (asked in the same turn: where the adapter
+        # reads through its multicall they share its eth_call, so a quiet head costs no
+        # extra call) and our transactions' receipts (a batch of their own).
+        self.adapter.prefetch(head)
         quotes = asyncio.ensure_future(self.pairs.quotes(head.number))
+        polled = asyncio.ensure_future(self.executor.poll())
         try:
+            sync = await self.indexer.sync(head)
+            if sync.head.number != head.number:  # a catch-up or a reorg: read it anew
+                _drop(quotes)
+                self.adapter.prefetch(sync.head)
+                quotes = asyncio.ensure_future(self.pairs.quotes(sync.head.number))
+            head = sync.head
+            mark("sync")
+            changed = self.adapter.positions_of(sync.dirty)
+            self.executor.changed(changed)
             scan = await self.adapter.scan(head, changed)
         except BaseException:
             _drop(quotes)
+            _drop(polled)
             raise
         mark("scan")
         gas = GasContext(head.base_fee, scan.native_price_base)
         self.executor.final(self.indexer.confirmed_block)
+        try:
+            answers = await polled
+        except Exception as e:  # asked again by on_head
+            log.info("receipts unavailable", extra={"err": repr(e)})
+            answers = None
         if sync.reorged:
             # Our transactions in the blocks the reorg dropped are in flight again.
             await self.executor.reorged(head)
-        settled = await self.executor.on_head(head, gas)
+            answers = None  # asked before the reorg was handled
+        settled = await self.executor.on_head(head, gas, answers)
+        mark("settle")
         targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
         attempts: list[Attempt] = []
         room = self.executor.gas_room(head)

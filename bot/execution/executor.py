@@ -154,6 +154,15 @@ class InFlight:
 
 
 @dataclass(frozen=True, slots=True)
+class Poll:
+    """The node's answers about our transactions in flight (``Executor.poll``)."""
+
+    flights: list[InFlight]
+    asked: list[tuple[InFlight, str]]  # (flight, hash) per receipt asked, in order
+    answers: list[Any]  # the receipts, then (without a relay) each flight's transaction
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """What the executor did with a plan."""
 
@@ -827,10 +836,13 @@ class Executor:
 
     # --- per head ---
 
-    async def on_head(self, head: BlockRef, gas: GasContext) -> list[Attempt]:
-        """Settle mined transactions; replace stuck ones. Returns the settled attempts."""
+    async def poll(self) -> Poll | None:
+        """Ask the node about our transactions in flight, in one batch: their receipts,
+        and whether it still holds each. None when nothing is in flight. The runner asks
+        while the adapter reads the head, so settling costs a head no round trip of its
+        own; ``on_head`` takes the answers."""
         if not self._in_flight:
-            return []
+            return None
         flights = list(self._in_flight.values())
         asked = [(f, h) for f in flights for h in f.hashes]
         # A flight that took another's nonce: the other may be the one mined.
@@ -842,7 +854,19 @@ class Executor:
         # is not the node's mempool, so there the question says nothing.
         if self.relay is None:
             calls += [("eth_getTransactionByHash", [f.tx_hash]) for f in flights]
-        answers = await self.rpc.batch(calls)
+        return Poll(flights, asked, await self.rpc.batch(calls))
+
+    async def on_head(
+        self, head: BlockRef, gas: GasContext, polled: Poll | None = None
+    ) -> list[Attempt]:
+        """Settle mined transactions; replace stuck ones. Returns the settled attempts.
+        ``polled``: ``poll``'s answers at this head, asked since nothing else changed
+        what is in flight (default: asked now)."""
+        if polled is None or {f.row for f in polled.flights} != set(self._in_flight):
+            polled = await self.poll()
+        if polled is None:
+            return []
+        flights, asked, answers = polled.flights, polled.asked, polled.answers
         mined: dict[int, dict[str, Any]] = {}
         unknown: set[int] = set()
         for (flight, tx_hash), answer in zip(asked, answers[: len(asked)], strict=True):

@@ -103,3 +103,31 @@ async def test_a_market_read_ahead_of_its_head_is_evaluated_at_its_own_time(
     users = sorted(adapter.indexing.book.users)
     expected = await _chain_liquidatable(fork_rpc, manifest, users, report.head.number)
     assert expected and health.liquidatable == expected
+
+
+async def test_a_prefetched_market_read_is_used_only_for_what_it_was_read_for(
+    fork_scenario: Scenario, fork_rpc: JsonRpcClient, manifest: Manifest
+) -> None:
+    """The runner starts the market read before the indexer's sync of a head; the
+    monitor takes it for that head only, and reads again when the sync changed what the
+    read depends on (here: a user entered an e-mode category no one used before)."""
+    indexer, adapter = await make_indexer(fork_rpc, manifest, confirmations=2)
+    monitor = HealthMonitor(adapter)
+    report = await indexer.sync()
+    await monitor.on_block(report.head, adapter.indexing.users_of(report.dirty))
+    calls = fork_rpc.calls["eth_call"]
+    monitor.prefetch(report.head.number)
+    health = await monitor.on_block(report.head, set())
+    assert fork_rpc.calls["eth_call"] == calls + 1  # the prefetched read, once
+    assert health.market.block == report.head.number
+    monitor.prefetch(report.head.number - 1)  # another block's: not used
+    assert (await monitor.on_block(report.head, set())).market.block == report.head.number
+    book = adapter.indexing.book
+    user = next(u for u, p in book.users.items() if p.emode == 0)
+    monitor.prefetch(report.head.number)
+    book.users[user] = dataclasses.replace(book.users[user], emode=77)  # a new category
+    try:
+        health = await monitor.on_block(report.head, set())
+    finally:
+        book.users[user] = dataclasses.replace(book.users[user], emode=0)
+    assert 77 in health.market.emode_categories  # read after the change, not before

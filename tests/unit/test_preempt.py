@@ -1,4 +1,5 @@
-"""Preemption: a plan worth more takes the next nonce of a queue deeper than a block."""
+"""A queue of our transactions: a plan worth more takes the next nonce of a queue deeper
+than a block (preemption); the queue is settled from a poll asked while the head is read."""
 
 from __future__ import annotations
 
@@ -71,10 +72,12 @@ class Node:
 
     pool: dict[int, dict[str, Any]] = field(default_factory=dict)
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         items = body if isinstance(body, list) else [body]
+        self.requests += 1
         out = []
         for item in items:
             method, params = item["method"], item["params"]
@@ -186,3 +189,20 @@ async def test_a_displaced_transaction_mined_after_all_settles_and_its_rival_nev
         assert rows[got.row].reason.startswith("not sent: nonce 0 was mined")
         assert not ex.busy(user(0xA0), 12)  # not cooled down: planned afresh
         assert ex.in_flight == 7
+
+
+async def test_a_poll_asked_while_the_head_is_read_settles_it_without_asking_again(
+    tmp_path: Path,
+) -> None:
+    async with queue_of(tmp_path, 3) as (ex, _, node):
+        polled = await ex.poll()
+        node.mine(0, 11)  # after the poll: seen on the next head, not this one
+        asked = node.requests
+        assert await ex.on_head(head(11), GAS, polled) == []
+        assert node.requests == asked  # no round trip of its own
+        assert ex.in_flight == 3
+        # What is in flight changed since the poll: its answers are not used.
+        await ex.submit([sim(user(0xB0), 100)], head(11), GAS)
+        settled = await ex.on_head(head(12), GAS, polled)
+        assert [a.outcome for a in settled] == [Outcome.WON]
+        assert ex.in_flight == 3

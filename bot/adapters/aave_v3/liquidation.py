@@ -65,6 +65,9 @@ class AaveV3Liquidation(LiquidationAdapter):
     def assets(self) -> Sequence[str]:
         return [t.asset for t in self.indexing.tokens.values()]
 
+    def prefetch(self, head: BlockRef) -> None:
+        self.monitor.prefetch(head.number)
+
     async def scan(self, head: BlockRef, changed: set[str]) -> Scan:
         health = await self.monitor.on_block(head, changed)
         return Scan(

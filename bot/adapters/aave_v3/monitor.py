@@ -1,6 +1,7 @@
 """Per-block health: re-evaluate exactly the positions a block can have changed.
 
-Each block costs one market read (reserves + all prices in one eth_call). Then:
+Each block costs one market read (reserves + all prices in one eth_call), which the runner
+starts before the block's logs are read (``prefetch``). Then:
 
 * prices are compared with the previous block's; a changed price re-evaluates exactly the
   users holding that asset (the book's reserve → holders index);
@@ -15,6 +16,7 @@ spent only on the affected set.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,15 +55,51 @@ class HealthMonitor:
         self.prices: dict[int, int] = {}
         self._screener: Screener | None = None
         self._packed: PackedBook | None = None
+        # A read started by ``prefetch``: what it depends on, and the read.
+        self._early: (
+            tuple[tuple[int, tuple[str, ...], tuple[int, ...]], asyncio.Future[MarketState]] | None
+        ) = None
 
     def _screen(self, reserve_ids: Iterable[int]) -> Screener:
         if self._screener is None:
             self._screener = Screener(self.adapter.indexing.book.users, reserve_ids)
         return self._screener
 
+    def prefetch(self, block: int) -> None:
+        """Start reading the market at ``block`` now, for the ``on_block`` of that block:
+        the runner asks before the indexer's sync, so the read overlaps its eth_getLogs."""
+        self._drop_early()
+        key = self._read_key(block)
+        self._early = (key, asyncio.ensure_future(self.adapter.market(block)))
+
+    def _read_key(self, block: int) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
+        """What a market read depends on: the block, the reserves, the e-mode categories
+        in use (a block's logs may add one; a read from before them would lack it)."""
+        assets = tuple(t.asset for t in self.adapter.indexing.tokens.values())
+        return block, assets, tuple(self.adapter.emode_ids())
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            early = self._early[1]
+            if early.done():
+                if not early.cancelled():
+                    early.exception()
+            else:
+                early.cancel()
+            self._early = None
+
+    async def _market(self, block: int) -> MarketState:
+        early, self._early = self._early, None
+        if early is not None and early[0] == self._read_key(block):
+            return await early[1]
+        if early is not None:
+            self._early = early
+            self._drop_early()
+        return await self.adapter.market(block)
+
     async def on_block(self, head: BlockRef, changed_users: Iterable[str]) -> BlockHealth:
         book = self.adapter.indexing.book
-        market = await self.adapter.market(head.number)
+        market = await self._market(head.number)
         first = not self.prices
         moved = frozenset(
             rid for rid, r in market.reserves.items() if self.prices.get(rid) != r.price
