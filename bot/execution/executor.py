@@ -375,26 +375,7 @@ class Executor:
             attempts.append(Attempt(Outcome.SENT, 0))  # replaced below, once recorded
         signed: list[tuple[int, InFlight, bytes]] = []
         for i, sim, fees, f in go:
-            plan = sim.plan
-            row = self.ledger.record(plan, head.number, Outcome.SENT)
-            flight = InFlight(
-                row,
-                plan.user.lower(),
-                plan.profit,
-                plan.profit_base,
-                f.nonce,
-                "",
-                head.number,
-                sim.gas_limit,
-                fees.max_fee,
-                fees.priority,
-                sim.data,
-                gas=sim.gas,
-                plan=plan,
-                displaces=f,
-            )
-            raw = self._sign(flight)
-            self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
+            flight, raw = self._recorded(sim, fees, f.nonce, head, displaces=f)
             signed.append((i, flight, raw))
         results = await self._send_raw([raw for _, _, raw in signed], head.number) if signed else []
         for (i, flight, _), result in zip(signed, results, strict=True):
@@ -712,27 +693,7 @@ class Executor:
         first = await self._nonces.take(len(go), floor)
         flights: list[tuple[int, InFlight, bytes]] = []
         for k, (i, sim, fees) in enumerate(go):
-            plan = sim.plan
-            row = self.ledger.record(plan, head.number, Outcome.SENT)
-            flight = InFlight(
-                row,
-                plan.user.lower(),
-                plan.profit,
-                plan.profit_base,
-                first + k,
-                "",
-                head.number,
-                sim.gas_limit,
-                fees.max_fee,
-                fees.priority,
-                sim.data,
-                gas=sim.gas,
-                plan=plan,
-            )
-            raw = self._sign(flight)
-            # The hash is in the ledger before the transaction leaves: after a crash,
-            # ``recover`` finds it whether or not it was sent.
-            self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
+            flight, raw = self._recorded(sim, fees, first + k, head)
             flights.append((i, flight, raw))
         results = await self._send_raw([raw for _, _, raw in flights], head.number)
         out: dict[int, Attempt] = {}
@@ -762,6 +723,39 @@ class Executor:
         if gaps:
             await self._fill(gaps, last=first + len(flights) - 1, head=head.number, why=why)
         return out
+
+    def _recorded(
+        self,
+        sim: Simulation,
+        fees: _Fees,
+        nonce: int,
+        head: BlockRef,
+        displaces: InFlight | None = None,
+    ) -> tuple[InFlight, bytes]:
+        """``sim``'s transaction with ``nonce`` and ``fees``, signed, its ledger row
+        written with its hash: after a crash, ``recover`` finds it whether or not it was
+        sent."""
+        plan = sim.plan
+        row = self.ledger.record(plan, head.number, Outcome.SENT)
+        flight = InFlight(
+            row,
+            plan.user.lower(),
+            plan.profit,
+            plan.profit_base,
+            nonce,
+            "",
+            head.number,
+            sim.gas_limit,
+            fees.max_fee,
+            fees.priority,
+            sim.data,
+            gas=sim.gas,
+            plan=plan,
+            displaces=displaces,
+        )
+        raw = self._sign(flight)
+        self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
+        return flight, raw
 
     async def _send_raw(self, raws: Sequence[bytes], head: int) -> list[Any]:
         """Per transaction, the node's (or the relay's) answer or an ``RpcError``."""

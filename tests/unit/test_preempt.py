@@ -16,8 +16,9 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
 from local_http import serve
+from plans import one_step_plan
 
-from bot.api import BlockRef, LiquidationPlan, LiquidationStep
+from bot.api import BlockRef
 from bot.execution.executor import Executor, ExecutorSettings, GasContext, Simulation
 from bot.execution.keys import Signer
 from bot.ledger import Ledger, Outcome
@@ -33,33 +34,8 @@ def head(n: int) -> BlockRef:
     return BlockRef(n, f"0x{n:064x}", f"0x{n - 1:064x}", 1_700_000_000 + n, 10**9, BLOCK_GAS)
 
 
-def plan(user: str, usd: int) -> LiquidationPlan:
-    dai = "0x" + "33" * 20
-    step = LiquidationStep(user, "0x" + "22" * 20, dai, 10**21, 5 * 10**17, 10**15, 10_500)
-    return LiquidationPlan(
-        protocol="aave-v3",
-        user=user,
-        debt_asset=dai,
-        health_factor=97 * 10**16,
-        steps=(step,),
-        swaps=(),
-        flash_amount=0,
-        flash_premium=0,
-        profit=usd * 10**18,
-        profit_base=usd * 10**8,
-        bonus_base=0,
-        protocol_fee_base=0,
-        swap_cost_base=0,
-        flash_premium_base=0,
-        gas_units=200_000,
-        gas_price_wei=10**9,
-        gas_cost_base=0,
-        net_profit_base=usd * 10**8,
-    )
-
-
 def sim(user: str, usd: int) -> Simulation:
-    return Simulation(plan(user, usd), b"\x01" * 36, usd * 10**18, 200_000, 300_000)
+    return Simulation(one_step_plan(user, usd), b"\x01" * 36, 10**18, 200_000, 300_000)
 
 
 def user(i: int) -> str:

@@ -22,8 +22,9 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
 from local_http import serve
+from plans import one_step_plan as plan
 
-from bot.api import BlockRef, LiquidationPlan, LiquidationStep
+from bot.api import BlockRef
 from bot.config import Settings
 from bot.errors import ConfigError, RpcError, RpcTransportError
 from bot.execution.executor import Executor, ExecutorSettings, GasContext, Simulation
@@ -200,31 +201,6 @@ def test_auth_key_from_its_variable_and_errors_without_its_value() -> None:
 
 
 # --- the executor sending through the relay ---
-
-
-def plan(user: str) -> LiquidationPlan:
-    dai = "0x" + "33" * 20
-    step = LiquidationStep(user, "0x" + "22" * 20, dai, 10**21, 5 * 10**17, 10**15, 10_500)
-    return LiquidationPlan(
-        protocol="aave-v3",
-        user=user,
-        debt_asset=dai,
-        health_factor=97 * 10**16,
-        steps=(step,),
-        swaps=(),
-        flash_amount=0,
-        flash_premium=0,
-        profit=10**18,
-        profit_base=500 * 10**8,
-        bonus_base=0,
-        protocol_fee_base=0,
-        swap_cost_base=0,
-        flash_premium_base=0,
-        gas_units=300_000,
-        gas_price_wei=10**9,
-        gas_cost_base=0,
-        net_profit_base=500 * 10**8,
-    )
 
 
 USERS = ["0x" + f"{i:02x}" * 20 for i in (0xA1, 0xA2, 0xA3)]
