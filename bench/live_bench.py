@@ -164,15 +164,22 @@ async def _race(
     reports: list[HeadReport] = []
     sends: list[tuple[int, float, Attempt]] = []
     ex = bot.executor
-    submit = ex.submit
 
-    async def timed_submit(sims: Any, head: BlockRef, *args: Any, **kw: Any) -> list[Attempt]:
-        attempts = await submit(sims, head, *args, **kw)
-        now = time.perf_counter()
-        sends.extend((head.number, now, a) for a in attempts)
-        return attempts
+    def timed(send: Any) -> Any:
+        """``send`` (the executor's ``submit`` or ``preempt``) noting when each attempt
+        left, at the head it was made for (its ``BlockRef`` argument)."""
 
-    ex.submit = timed_submit  # type: ignore[method-assign]
+        async def wrapped(*args: Any) -> list[Attempt]:
+            attempts: list[Attempt] = await send(*args)
+            head = next(x for x in args if isinstance(x, BlockRef))
+            now = time.perf_counter()
+            sends.extend((head.number, now, a) for a in attempts)
+            return attempts
+
+        return wrapped
+
+    ex.submit = timed(ex.submit)  # type: ignore[method-assign]
+    ex.preempt = timed(ex.preempt)  # type: ignore[method-assign]
     liq_rpc = bot.index.rpc
     await setup.call("evm_setIntervalMining", [a.block_time])
     stop = asyncio.Event()
