@@ -118,40 +118,39 @@ class Runner:
             changed = self.adapter.positions_of(sync.dirty)
             self.executor.changed(changed)
             scan = await self.adapter.scan(head, changed)
-        except BaseException:
+            mark("scan")
+            gas = GasContext(head.base_fee, scan.native_price_base)
+            self.executor.final(self.indexer.confirmed_block)
+            try:
+                answers = await polled
+            except Exception as e:  # asked again by on_head
+                log.info("receipts unavailable", extra={"err": repr(e)})
+                answers = None
+            if sync.reorged:
+                # Our transactions in the blocks the reorg dropped are in flight again.
+                await self.executor.reorged(head)
+                answers = None  # asked before the reorg was handled
+            settled = await self.executor.on_head(head, gas, answers)
+            mark("settle")
+            busy = self.executor.busy
+            targets = [u for u in sorted(scan.liquidatable) if not busy(u, head.number)]
+            attempts: list[Attempt] = []
+            room = self.executor.gas_room(head)
+            front = self.executor.front(head)
+            if targets and (front or room is None or room > 0):
+                inp = await self.planning_input(head, scan, targets, gas, quotes)
+                mark("plan")
+                priced = HeadPlans(best_first(self.strategy, inp))
+                done: set[str] = set()
+                if front:
+                    attempts = await self._preempt(inp, priced, head, gas, mark, front, done)
+                    room = self.executor.gas_room(head)
+                if room is None or room > 0:
+                    attempts += await self._execute(inp, priced, head, gas, mark, room, done)
+        finally:
+            # Unused (nothing to plan, a failed step): cancelled, or their error taken.
             _drop(quotes)
             _drop(polled)
-            raise
-        mark("scan")
-        gas = GasContext(head.base_fee, scan.native_price_base)
-        self.executor.final(self.indexer.confirmed_block)
-        try:
-            answers = await polled
-        except Exception as e:  # asked again by on_head
-            log.info("receipts unavailable", extra={"err": repr(e)})
-            answers = None
-        if sync.reorged:
-            # Our transactions in the blocks the reorg dropped are in flight again.
-            await self.executor.reorged(head)
-            answers = None  # asked before the reorg was handled
-        settled = await self.executor.on_head(head, gas, answers)
-        mark("settle")
-        targets = [u for u in sorted(scan.liquidatable) if not self.executor.busy(u, head.number)]
-        attempts: list[Attempt] = []
-        room = self.executor.gas_room(head)
-        front = self.executor.front(head)
-        if targets and (front or room is None or room > 0):
-            inp = await self.planning_input(head, scan, targets, gas, quotes)
-            mark("plan")
-            priced = HeadPlans(best_first(self.strategy, inp))
-            done: set[str] = set()
-            if front:
-                attempts = await self._preempt(inp, priced, head, gas, mark, front, done)
-                room = self.executor.gas_room(head)
-            if room is None or room > 0:
-                attempts += await self._execute(inp, priced, head, gas, mark, room, done)
-        else:
-            _drop(quotes)
         planned = len(attempts)
         report = HeadReport(
             head,
