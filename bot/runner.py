@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from bot.aio import give_up
 from bot.api import BlockRef, LiquidationAdapter, LiquidationPlan, PlanTerms, Scan
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
@@ -110,7 +111,7 @@ class Runner:
         try:
             sync = await self.indexer.sync(head)
             if sync.head.number != head.number:  # a catch-up or a reorg: read it anew
-                _drop(quotes)
+                give_up(quotes)
                 self.adapter.prefetch(sync.head)
                 quotes = asyncio.ensure_future(self.pairs.quotes(sync.head.number))
             head = sync.head
@@ -149,8 +150,8 @@ class Runner:
                     attempts += await self._execute(inp, priced, head, gas, mark, room, done)
         finally:
             # Unused (nothing to plan, a failed step): cancelled, or their error taken.
-            _drop(quotes)
-            _drop(polled)
+            give_up(quotes)
+            give_up(polled)
         planned = len(attempts)
         report = HeadReport(
             head,
@@ -393,7 +394,7 @@ class Runner:
         )
         if await self.pairs.include(self.adapter.assets(), head.number) or quotes is None:
             if quotes is not None:
-                _drop(quotes)  # read before the new pairs were found
+                give_up(quotes)  # read before the new pairs were found
             pairs = await self.pairs.quotes(head.number)
         else:
             pairs = await quotes
@@ -476,15 +477,6 @@ def _fitting(sims: Sequence[Simulation], room: int | None) -> list[Simulation]:
             used += x.gas
         out.append(x)
     return out
-
-
-def _drop(task: asyncio.Future[Any]) -> None:
-    """Give up on ``task``: cancelled if still running, its error (if any) retrieved."""
-    if task.done():
-        if not task.cancelled():
-            task.exception()
-    else:
-        task.cancel()
 
 
 def _numbered(mark: Callable[[str], None], k: int, step: str) -> None:

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from bot.aio import give_up
 from bot.api import LogFilter, RawLog
 from bot.errors import RpcError, RpcTransportError
 from bot.rpc import JsonRpcClient
@@ -128,9 +129,4 @@ class LogFetcher:
                 if start > end:
                     return
         finally:
-            if not pending.done():
-                pending.cancel()
-            elif not pending.cancelled():
-                # The window fetched ahead failed after its consumer stopped: that is not
-                # news (asyncio would log it as "never retrieved").
-                pending.exception()
+            give_up(pending)  # the window fetched ahead, once its consumer stopped

@@ -27,9 +27,12 @@ from bot.adapters.aave_v3.kernel import PackedBook
 from bot.adapters.aave_v3.reader import MarketState
 from bot.adapters.aave_v3.screening import Screener
 from bot.adapters.aave_v3.state import UserPosition
+from bot.aio import give_up
 from bot.api import BlockRef
 
 log = logging.getLogger(__name__)
+# What a market read depends on: block, reserves, e-mode categories in use.
+_ReadKey = tuple[int, tuple[str, ...], tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,7 @@ class HealthMonitor:
         self._screener: Screener | None = None
         self._packed: PackedBook | None = None
         # A read started by ``prefetch``: what it depends on, and the read.
-        self._early: (
-            tuple[tuple[int, tuple[str, ...], tuple[int, ...]], asyncio.Future[MarketState]] | None
-        ) = None
+        self._early: tuple[_ReadKey, asyncio.Future[MarketState]] | None = None
 
     def _screen(self, reserve_ids: Iterable[int]) -> Screener:
         if self._screener is None:
@@ -68,33 +69,23 @@ class HealthMonitor:
     def prefetch(self, block: int) -> None:
         """Start reading the market at ``block`` now, for the ``on_block`` of that block:
         the runner asks before the indexer's sync, so the read overlaps its eth_getLogs."""
-        self._drop_early()
+        if self._early is not None:
+            give_up(self._early[1])
         key = self._read_key(block)
         self._early = (key, asyncio.ensure_future(self.adapter.market(block)))
 
-    def _read_key(self, block: int) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
+    def _read_key(self, block: int) -> _ReadKey:
         """What a market read depends on: the block, the reserves, the e-mode categories
         in use (a block's logs may add one; a read from before them would lack it)."""
         assets = tuple(t.asset for t in self.adapter.indexing.tokens.values())
         return block, assets, tuple(self.adapter.emode_ids())
 
-    def _drop_early(self) -> None:
-        if self._early is not None:
-            early = self._early[1]
-            if early.done():
-                if not early.cancelled():
-                    early.exception()
-            else:
-                early.cancel()
-            self._early = None
-
     async def _market(self, block: int) -> MarketState:
         early, self._early = self._early, None
-        if early is not None and early[0] == self._read_key(block):
-            return await early[1]
         if early is not None:
-            self._early = early
-            self._drop_early()
+            if early[0] == self._read_key(block):
+                return await early[1]
+            give_up(early[1])
         return await self.adapter.market(block)
 
     async def on_block(self, head: BlockRef, changed_users: Iterable[str]) -> BlockHealth:
