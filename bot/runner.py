@@ -133,8 +133,7 @@ class Runner:
                 answers = None  # asked before the reorg was handled
             settled = await self.executor.on_head(head, gas, answers)
             mark("settle")
-            busy = self.executor.busy
-            targets = [u for u in sorted(scan.liquidatable) if not busy(u, head.number)]
+            targets = self.executor.idle(sorted(scan.liquidatable), head.number)
             attempts: list[Attempt] = []
             room = self.executor.gas_room(head)
             front = self.executor.front(head)

@@ -344,11 +344,8 @@ class Executor:
         s = self.settings
         attempts: list[Attempt] = []
         go: list[tuple[int, Simulation, _Fees, InFlight]] = []
-        balance, self._balance = self._balance, None
-        if balance is None:
-            assert self.signer is not None
-            balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
-        left = balance - sum(f.max_fee * f.signed_gas for f in self._in_flight.values())
+        balance, committed = await self._eth()
+        left = balance - committed
         free = iter(slots)
         for sim in sims:
             if not sim.ok:
@@ -407,14 +404,19 @@ class Executor:
             )
         return attempts
 
+    def idle(self, users: Iterable[str], block: int) -> list[str]:
+        """``users``, in their order, without a transaction in flight (theirs, or one that
+        displaced theirs and may still lose its nonce to it) and not cooling down after a
+        failure. One pass over what is in flight: a crash head asks for 1,660 users with
+        200 transactions in flight (44 ms asked user by user)."""
+        flying = {f.user for f in self._in_flight.values()}
+        flying |= {f.displaces.user for f in self._in_flight.values() if f.displaces}
+        cool = self._cooldown
+        return [u for u in users if u.lower() not in flying and cool.get(u.lower(), 0) <= block]
+
     def busy(self, user: str, block: int) -> bool:
         """A transaction for ``user`` is in flight, or it is cooling down after a failure."""
-        u = user.lower()
-        in_flight = any(
-            f.user == u or (f.displaces is not None and f.displaces.user == u)
-            for f in self._in_flight.values()
-        )
-        return in_flight or self._cooldown.get(u, 0) > block
+        return not self.idle([user], block)
 
     def changed(self, users: Iterable[str]) -> None:
         """These positions changed on chain: a failure on their old state says nothing
@@ -563,9 +565,9 @@ class Executor:
     ) -> list[Attempt]:
         """Record every simulated plan; sign and send those that pay, in one batch."""
         s = self.settings
-        for sim in sims:
-            if self.busy(sim.plan.user, head.number):
-                raise ValueError(f"user {sim.plan.user} has a transaction in flight or cools down")
+        users = [sim.plan.user for sim in sims]
+        if busy := sorted(set(users) - set(self.idle(users, head.number))):
+            raise ValueError(f"users {busy} have a transaction in flight or cool down")
         attempts: dict[int, Attempt] = {}
         go: list[tuple[int, Simulation, _Fees]] = []
         held = self.held(head.timestamp)
@@ -624,6 +626,15 @@ class Executor:
         need = _break_even_tokens(sim.plan, gas_base + self.settings.min_profit_base)
         return replace(sim, data=self.calldata(sim.plan, need))
 
+    async def _eth(self) -> tuple[int, int]:
+        """Our balance (as read with the last simulation, else now) and what our
+        transactions in flight may still cost at worst (gas limit times fee cap)."""
+        assert self.signer is not None
+        balance, self._balance = self._balance, None
+        if balance is None:
+            balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
+        return balance, sum(f.max_fee * f.signed_gas for f in self._in_flight.values())
+
     async def _funded(self, go: Sequence[tuple[int, Simulation, _Fees]]) -> tuple[int, str]:
         """How many of ``go``, from the first, the account's ETH covers at their worst case
         (gas limit times fee cap, what a node checks a sender against) after what our
@@ -633,11 +644,7 @@ class Executor:
         counts the sender's pool transactions too), and each refusal leaves a nonce gap
         (at 20,000 borrowers a bot with 100 ETH had 1,073 sends refused). Kept in sending
         order: each plan was simulated after the ones before it."""
-        assert self.signer is not None
-        balance, self._balance = self._balance, None
-        if balance is None:
-            balance = to_int(await self.rpc.call("eth_getBalance", [self.signer.address, "latest"]))
-        committed = sum(f.max_fee * f.signed_gas for f in self._in_flight.values())
+        balance, committed = await self._eth()
         left = balance - committed
         n = 0
         for _, sim, fees in go:
