@@ -61,6 +61,7 @@ CANCEL_GAS = 21_000  # a plain transfer: what a cancellation costs
 RACE_REASONS = ("'45'", "'46'", "'47'")
 _LIQUIDATED = LIQUIDATOR_ABI.event("Liquidated")
 _HASHES = re.compile(r"0x[0-9a-fA-F]{64}")
+_DISPLACES = "displaces row"
 _PROFIT = LIQUIDATOR_ABI.fn("liquidate")
 
 
@@ -387,9 +388,7 @@ class Executor:
                 continue
             del self._in_flight[f.row]
             self._in_flight[flight.row] = flight
-            self.ledger.update(
-                f.row, Outcome.DISPLACED, reason=f"displaced by {flight.tx_hash} (row {flight.row})"
-            )
+            self._displaced(f.row, flight.tx_hash, flight.row)
             attempts[i] = Attempt(Outcome.SENT, flight.row, flight.tx_hash)
             log.info(
                 "preempted",
@@ -403,6 +402,9 @@ class Executor:
                 },
             )
         return attempts
+
+    def _displaced(self, row: int, by_hash: str, by_row: int) -> None:
+        self.ledger.update(row, Outcome.DISPLACED, reason=f"displaced by {by_hash} (row {by_row})")
 
     def idle(self, users: Iterable[str], block: int) -> list[str]:
         """``users``, in their order, without a transaction in flight (theirs, or one that
@@ -761,7 +763,10 @@ class Executor:
             displaces=displaces,
         )
         raw = self._sign(flight)
-        self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash)
+        # The row it displaces is named so that ``recover`` settles that row as displaced
+        # should the process die between the send and its update.
+        link = {"reason": f"{_DISPLACES} {displaces.row}"} if displaces else {}
+        self.ledger.update(row, Outcome.SENT, tx_hash=flight.tx_hash, **link)
         return flight, raw
 
     async def _send_raw(self, raws: Sequence[bytes], head: int) -> list[Any]:
@@ -999,9 +1004,20 @@ class Executor:
                 raise tx  # unknown state: adopting blindly could send twice
             if tx is not None and tx["from"].lower() == self.signer.address.lower():
                 txs.setdefault(i, []).append(tx)
+        # A preemption the process died in: the node holds the displacing transaction,
+        # its nonce's former one is gone, and both rows still say sent.
+        displaced_by = {
+            int(r.reason.removeprefix(_DISPLACES)): (r.id, txs[i][-1]["hash"])
+            for i, r in enumerate(rows)
+            if i in txs and r.reason.startswith(_DISPLACES)
+        }
         adopted = 0
         for i, row in enumerate(rows):
             found = txs.get(i)
+            if not found and row.id in displaced_by:
+                by, tx_hash = displaced_by[row.id]
+                self._displaced(row.id, tx_hash, by)
+                continue
             if not found:
                 # Its hash moves to the reason: it names no transaction, and the same plan
                 # signed again with the same (free) nonce has the same hash, then mined

@@ -69,13 +69,23 @@ class Node:
                     answer = {"error": {"code": -32000, "message": "replacement underpriced"}}
                 else:
                     tx_hash = "0x" + keccak(HexBytes(params[0])).hex()
-                    self.pool[tx["nonce"]] = {"hash": tx_hash, "tip": tx["maxPriorityFeePerGas"]}
+                    self.pool[tx["nonce"]] = {
+                        "hash": tx_hash,
+                        "tip": tx["maxPriorityFeePerGas"],
+                        "from": Account.recover_transaction(params[0]),
+                        "to": "0x" + bytes(HexBytes(tx["to"])).hex(),
+                        "nonce": hex(tx["nonce"]),
+                        "gas": hex(tx["gas"]),
+                        "maxFeePerGas": hex(tx["maxFeePerGas"]),
+                        "maxPriorityFeePerGas": hex(tx["maxPriorityFeePerGas"]),
+                        "input": "0x" + bytes(tx["data"]).hex(),
+                    }
                     answer = {"result": tx_hash}
             elif method == "eth_getTransactionReceipt":
                 answer = {"result": self.receipts.get(params[0])}
             elif method == "eth_getTransactionByHash":
-                known = any(t["hash"] == params[0] for t in self.pool.values())
-                answer = {"result": {"hash": params[0]} if known else None}
+                known = [t for t in self.pool.values() if t["hash"] == params[0]]
+                answer = {"result": known[0] if known else None}
             out.append({"jsonrpc": "2.0", "id": item["id"], **answer})
         return web.json_response(out if isinstance(body, list) else out[0])
 
@@ -182,3 +192,23 @@ async def test_a_poll_asked_while_the_head_is_read_settles_it_without_asking_aga
         settled = await ex.on_head(head(12), GAS, polled)
         assert [a.outcome for a in settled] == [Outcome.WON]
         assert ex.in_flight == 3
+
+
+async def test_a_crash_between_a_preemption_and_its_record_settles_the_displaced_row(
+    tmp_path: Path,
+) -> None:
+    async with queue_of(tmp_path, 8) as (ex, ledger, node):
+        (got,) = await ex.preempt([sim(user(0xA0), 5_000)], ex.front(head(11)), head(11), GAS)
+        (displaced,) = [r for r in ledger.rows() if r.outcome == Outcome.DISPLACED]
+        # The process died after the send, before the displaced row was updated.
+        ledger.update(displaced.id, Outcome.SENT, reason="")
+        assert ex.signer is not None
+        restarted = Executor(ex.rpc, ledger, ex.settings, ex.signer, 1)
+        assert await restarted.recover() == 8
+        rows = {r.id: r for r in ledger.rows()}
+        assert rows[displaced.id].outcome == Outcome.DISPLACED
+        assert rows[displaced.id].reason == f"displaced by {got.tx_hash} (row {got.row})"
+        assert rows[got.row].outcome == Outcome.SENT
+        node.mine(0, 12)
+        settled = await restarted.on_head(head(12), GAS)
+        assert [(a.outcome, a.tx_hash) for a in settled] == [(Outcome.WON, got.tx_hash)]
