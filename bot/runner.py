@@ -2,7 +2,9 @@
 
 new head → incremental index update → exact health of the affected positions → strategy
 → executor. One handler at a time, on the newest head only: ``LatestHeads`` keeps just the
-newest arrival, so a slow block is followed by the current head, never by a backlog.
+newest arrival, so a slow block is followed by the current head, never by a backlog,
+and a crash head with many batches to send stops after its current one when a newer head
+has arrived.
 A handler that fails (an RPC that times out or lies, a reorg deeper than the tip) is
 logged with its block and the loop carries on with the next head; only ``FatalError``
 (e.g. the node switched chains) stops the bot.
@@ -14,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -64,8 +66,32 @@ class HeadReport:
     error: str | None = None  # the handler failed; the next head retries
     # Seconds from the start of the handler to the end of each step ("sync", "scan",
     # "settle", "plan", then "priced k", "simulated k", "sent k" for batch k, k = 0 for
-    # the plans that displace queued ones): where a slow head went.
+    # the plans that displace queued ones), "yielded" when a newer head took over its
+    # remaining batches: where a slow head went.
     phases: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(slots=True)
+class _HeadWork:
+    """What a head's batches share."""
+
+    head: BlockRef
+    gas: GasContext
+    inp: Any  # the strategy's input for the head's targets
+    priced: HeadPlans  # their plans against the head's pools, best first, priced lazily
+    mark: Callable[[str], None]  # notes a step's end (``HeadReport.phases``)
+    newer: Callable[[], bool]  # a newer head waits to be handled
+    done: set[str] = field(default_factory=set)  # users recorded at this head
+
+    def yields(self) -> bool:
+        """Leave the head's remaining batches to the newer head, which plans them afresh
+        against fresher pools: once this head has recorded a batch (so a node slower than
+        its blocks still gets every head's best plans sent)."""
+        return bool(self.done) and self.newer()
+
+
+def _never() -> bool:
+    return False
 
 
 class Runner:
@@ -93,7 +119,10 @@ class Runner:
         # its later batches simulate at the node's time straight away, not twice each.
         self._late_head: int | None = None
 
-    async def handle(self, head: BlockRef) -> HeadReport:
+    async def handle(self, head: BlockRef, newer: Callable[[], bool] = _never) -> HeadReport:
+        """Index, evaluate, plan and send for ``head``. ``newer`` tells whether a newer
+        head is waiting (``LatestHeads.waiting``): the head then stops after its current
+        batch rather than hold the newer one back."""
         t0 = time.perf_counter()
         phases: list[tuple[str, float]] = []
 
@@ -140,13 +169,14 @@ class Runner:
             if targets and (front or room is None or room > 0):
                 inp = await self.planning_input(head, scan, targets, gas, quotes)
                 mark("plan")
-                priced = HeadPlans(best_first(self.strategy, inp))
-                done: set[str] = set()
+                w = _HeadWork(
+                    head, gas, inp, HeadPlans(best_first(self.strategy, inp)), mark, newer
+                )
                 if front:
-                    attempts = await self._preempt(inp, priced, head, gas, mark, front, done)
+                    attempts = await self._preempt(w, front)
                     room = self.executor.gas_room(head)
                 if room is None or room > 0:
-                    attempts += await self._execute(inp, priced, head, gas, mark, room, done)
+                    attempts += await self._execute(w, room)
         finally:
             # Unused (nothing to plan, a failed step): cancelled, or their error taken.
             give_up(quotes)
@@ -193,61 +223,43 @@ class Runner:
             return ts
         return max(ts, newest.timestamp + self.settings.block_time_s)
 
-    async def _preempt(
-        self,
-        inp: Any,
-        priced: HeadPlans,
-        head: BlockRef,
-        gas: GasContext,
-        mark: Callable[[str], None],
-        front: Sequence[InFlight],
-        done: set[str],
-    ) -> list[Attempt]:
+    async def _preempt(self, w: _HeadWork, front: Sequence[InFlight]) -> list[Attempt]:
         """The head's best plans take the nonces of ``front`` (``Executor.front``: the
         start of a queue deeper than one block) from flights that earn less, so they are
         mined in the next block rather than behind the queue. They execute before
         anything of ours in the pool, so they are priced against the head's pools alone
-        and simulated on the latest block. Adds the users it recorded to ``done``.
+        and simulated on the latest block. Adds the users it recorded to ``w.done``.
 
         The flights behind them trade after them now: where they share a pool, each
         realizes a little more or less than predicted, and its on-chain minProfit still
         turns a loss into a revert."""
         latest = asyncio.create_task(self.indexer.latest())
         try:
-            seq = PlanSequence(self.strategy, inp, plans=iter(priced))
+            seq = PlanSequence(self.strategy, w.inp, plans=iter(w.priced))
             plans: list[LiquidationPlan] = []
             # As few as the first batch of a crash: the displaced nonces are the next
             # block's, so the plans must reach the node before it is built (at 20,000
             # borrowers, a front of 50 priced in 356 ms and arrived after the block).
             for flight in front[: min(self.settings.max_plans_per_block, _FIRST_BATCH)]:
                 plan = seq.next()
-                if plan is None or plan.net_profit_base <= flight.net(gas):
+                if plan is None or plan.net_profit_base <= flight.net(w.gas):
                     break
                 seq.commit(plan)
                 plans.append(plan)
-            mark("priced 0")
+            w.mark("priced 0")
             if not plans:
                 return []
-            ts = await self._simulation_time(inp.ts, head, latest)
+            ts = await self._simulation_time(w.inp.ts, w.head, latest)
         finally:
             latest.cancel()
         sims = await self.executor.simulate(plans, ts, tag="latest")
-        mark("simulated 0")
-        got = await self.executor.preempt(sims, front, head, gas)
-        mark("sent 0")
-        done |= {x.plan.user for x in sims[: len(got)]}
+        w.mark("simulated 0")
+        got = await self.executor.preempt(sims, front, w.head, w.gas)
+        w.mark("sent 0")
+        w.done |= {x.plan.user for x in sims[: len(got)]}
         return got
 
-    async def _execute(
-        self,
-        inp: Any,
-        priced: HeadPlans,
-        head: BlockRef,
-        gas: GasContext,
-        mark: Callable[[str], None],
-        room: int | None,
-        done: set[str],
-    ) -> list[Attempt]:
+    async def _execute(self, w: _HeadWork, room: int | None) -> list[Attempt]:
         """Up to ``max_plans_per_block`` plans, priced in sending order, in batches of
         growing size (8, 32, 128, ...), while their expected gas fits ``room`` (the
         executor's ``gas_room``; None: no limit). The plans past it are not recorded:
@@ -259,9 +271,11 @@ class Runner:
         simulated on a pending state that holds them), so each prediction stays exact.
         Every user is priced at most once against the head's pools, best bound first and
         only as far as the batches read (``HeadPlans``); a plan is priced again only when
-        an earlier one moved its pool (``PlanSequence``).
+        an earlier one moved its pool (``PlanSequence``). A head that recorded a batch
+        stops when a newer head waits (``_HeadWork.yields``).
         """
-        budget = self.settings.max_plans_per_block - len(done)
+        head = w.head
+        budget = self.settings.max_plans_per_block - len(w.done)
         attempts: list[Attempt] = []
         # Our transactions still in the pool move the pools before anything sent now: at
         # a crash, the heads after the first priced against the head's pools alone and
@@ -271,6 +285,10 @@ class Runner:
         size = min(budget, _FIRST_BATCH)
         k = 0
         while size > 0:
+            if w.yields():
+                w.mark("yielded")
+                log.info("yielding to a newer head", extra={"block": head.number, "batches": k})
+                break
             k += 1
             # Awaited once the batch is priced (pricing does not yield, so the request
             # leaves then): the freshest newest block for ``_simulation_time``, at one
@@ -279,23 +297,15 @@ class Runner:
             latest = asyncio.create_task(self.indexer.latest())
             try:
                 batch, seq = await self._batch(
-                    inp,
-                    priced,
-                    head,
-                    done,
-                    committed,
-                    size,
-                    latest,
-                    seq,
-                    partial(_numbered, mark, k),
+                    w, committed, size, latest, seq, partial(_numbered, w.mark, k)
                 )
             finally:
                 latest.cancel()
             sims = _fitting(batch, room)
-            got = await self.executor.submit(sims, head, gas)
+            got = await self.executor.submit(sims, head, w.gas)
             attempts += got
-            mark(f"sent {k}")
-            done |= {x.plan.user for x in sims}
+            w.mark(f"sent {k}")
+            w.done |= {x.plan.user for x in sims}
             gone = [x.plan for x, a in zip(sims, got, strict=True) if a.outcome in _GONE]
             committed += gone
             if len(gone) != sum(x.ok for x in sims):
@@ -313,21 +323,17 @@ class Runner:
 
     async def _batch(
         self,
-        inp: Any,
-        priced: HeadPlans,
-        head: BlockRef,
-        done: set[str],
+        w: _HeadWork,
         committed: Sequence[LiquidationPlan],
         limit: int,
         latest: asyncio.Task[BlockRef],
         seq: PlanSequence | None,
         mark: Callable[[str], None],
     ) -> tuple[list[Simulation], PlanSequence | None]:
-        """Up to ``limit`` plans for the users not in ``done``, priced after ``committed``
+        """Up to ``limit`` plans for the users not in ``w.done``, priced after ``committed``
         (sent earlier at this head), simulated in one request at ``_simulation_time``.
-        ``priced``: every user's plan against the head's pools. ``seq``: the sequence the
-        previous batch took its plans from, when its state is still ``committed`` (it
-        goes on where it stopped).
+        ``seq``: the sequence the previous batch took its plans from, when its state is
+        still ``committed`` (it goes on where it stopped).
 
         A plan whose simulation fails is not sent, so when it shared a pool with plans
         after it, those were priced for a pool it would have moved: they are planned and
@@ -339,20 +345,21 @@ class Runner:
         ok: list[Simulation] = []
         failed: list[Simulation] = []
         ts: int | None = None
+        head = w.head
         for round_ in range(_ROUNDS):
             if seq is None or round_ > 0:
-                skip = done | {r.plan.user for r in refused}
+                skip = w.done | {r.plan.user for r in refused}
                 # The head's plans, stale once ``committed`` moves their pools: only the
                 # ones that reach the front are priced again.
                 seq = PlanSequence(
-                    self.strategy, inp, plans=(p for p in priced if p.user not in skip)
+                    self.strategy, w.inp, plans=(p for p in w.priced if p.user not in skip)
                 )
                 for plan in committed:
                     seq.commit(plan)
             plans = seq.take(limit - len(refused))
             mark("priced")
             if ts is None:
-                ts = await self._simulation_time(inp.ts, head, latest)
+                ts = await self._simulation_time(w.inp.ts, head, latest)
             late = self._late_head == head.number
             sims = await self.executor.simulate(plans, None if late else ts)
             if not late and any(x.reason == _UNDERFLOW for x in sims):
@@ -432,7 +439,7 @@ class Runner:
             stopping.cancel()
             head = next_head.result()
             try:
-                report = await self.handle(head)
+                report = await self.handle(head, heads.waiting)
             except FatalError:
                 raise
             except Exception as e:

@@ -141,6 +141,10 @@ class LatestHeads:
             self._latest = head
             self._ready.set()
 
+    def waiting(self) -> bool:
+        """A head has arrived that ``next`` has not handed out yet."""
+        return self._latest is not None
+
     async def next(self) -> BlockRef:
         """The newest head not yet handed out (waits for one; re-raises a source failure)."""
         if not self._ready.is_set() and self._task is not None:

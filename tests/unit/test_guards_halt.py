@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ class _Scripted(Runner):
         self.handled = self.failures = 0
         self.fails = fails
 
-    async def handle(self, head: BlockRef) -> HeadReport:
+    async def handle(self, head: BlockRef, newer: Callable[[], bool] = lambda: False) -> HeadReport:
         if head.number in self.fails:
             raise RpcTransportError("eth_getLogs", f"node down at {head.number}")
         return HeadReport(head, 0, 0, (), (), 0.0)
@@ -91,3 +92,28 @@ async def test_too_many_failures_in_a_row_halt_with_a_clear_error() -> None:
     with pytest.raises(BotHalted, match="3 heads in a row failed"):
         await _drive(runner, range(1, 9))
     assert runner.failures == 3
+
+
+@pytest.mark.asyncio
+async def test_a_handler_is_told_when_a_newer_head_arrives() -> None:
+    source = ScriptedHeads()
+    seen: list[tuple[int, bool, bool]] = []
+    stop = asyncio.Event()
+
+    class _Slow(_Scripted):
+        async def handle(
+            self, head: BlockRef, newer: Callable[[], bool] = lambda: False
+        ) -> HeadReport:
+            before = newer()
+            if head.number == 1:  # the next block arrives while this one is handled
+                source.publish(BlockRef(2, f"0x{2:064x}", "0x", 2))
+                await asyncio.sleep(0)  # the head source takes it
+            seen.append((head.number, before, newer()))
+            if head.number == 2:
+                stop.set()
+            return HeadReport(head, 0, 0, (), (), 0.0)
+
+    source.publish(BlockRef(1, f"0x{1:064x}", "0x", 1))
+    async with LatestHeads(source) as heads:
+        await _Slow(set(), 3).run(heads, stop)
+    assert seen == [(1, False, True), (2, False, False)]
