@@ -294,7 +294,7 @@ class Executor:
 
     def front(self, head: BlockRef) -> list[InFlight]:
         """The nonces ``preempt`` may give to more valuable plans: our unmined
-        liquidations at the lowest nonces, as many as one block's gas holds, when more of
+        liquidations at the lowest nonces, as many as the next block admits, when more of
         ours queue behind them (a plan sent now would wait past the next block). In nonce
         order, up to the first that is a cancellation, adopted without its plan, itself
         displacing another, or sent at this head. Empty with a relay (bundles are
@@ -310,15 +310,21 @@ class Executor:
         if self.held(head.timestamp):
             return []  # nothing is sent while held, a displacing plan neither
         flights = sorted(self._in_flight.values(), key=lambda f: f.nonce)
-        if sum(f.block_gas for f in flights) <= head.gas_limit:
-            return []
-        out: list[InFlight] = []
+        # The node admits a transaction while the block's gas so far plus its gas limit
+        # fits: a queue one block deep by the gas it uses can spill into a second (at
+        # 20,000 borrowers an update's plans waited three blocks behind such a queue).
+        nxt = 0
         used = 0
-        for f in flights:
-            used += f.block_gas
-            if used > head.gas_limit or f.cancelled or f.plan is None:
+        while nxt < len(flights) and used + flights[nxt].signed_gas <= head.gas_limit:
+            used += flights[nxt].block_gas
+            nxt += 1
+        if nxt == len(flights):
+            return []  # all of it fits the next block: a plan sent now joins it
+        out: list[InFlight] = []
+        for f in flights[:nxt]:
+            if f.cancelled or f.plan is None or f.displaces is not None:
                 break
-            if f.displaces is not None or f.sent_block >= head.number:
+            if f.sent_block >= head.number:
                 break
             out.append(f)
         return out

@@ -118,11 +118,16 @@ async def queue_of(tmp_path: Path, n: int) -> AsyncIterator[tuple[Executor, Ledg
         ledger.close()
 
 
-async def test_the_front_is_one_block_of_a_queue_deeper_than_one_block(tmp_path: Path) -> None:
-    async with queue_of(tmp_path, 5) as (ex, _, _):
+async def test_the_front_is_what_the_next_block_admits_of_a_deeper_queue(tmp_path: Path) -> None:
+    """Each flight uses 200,000 gas and is signed with a 300,000 limit; a block holds
+    1,000,000. The node admits a transaction while the gas so far plus its limit fits."""
+    async with queue_of(tmp_path, 4) as (ex, _, _):
         assert ex.front(head(11)) == []  # the whole queue fits the next block
+    # Five use exactly one block's gas, but the fifth's limit does not fit after four.
+    async with queue_of(tmp_path / "five", 5) as (ex, _, _):
+        assert [f.nonce for f in ex.front(head(11))] == [0, 1, 2, 3]
     async with queue_of(tmp_path / "deep", 8) as (ex, _, _):
-        assert [f.nonce for f in ex.front(head(11))] == [0, 1, 2, 3, 4]  # 5 x 200,000 gas
+        assert [f.nonce for f in ex.front(head(11))] == [0, 1, 2, 3]
         assert ex.front(head(10)) == []  # sent at this head: not displaced at once
 
 
