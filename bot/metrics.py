@@ -87,6 +87,11 @@ class Metrics:
             "liqbot_liquidatable", "liquidatable positions at the last head", registry=r
         )
         self.heads = Counter("liqbot_heads_handled", "heads handled successfully", registry=r)
+        self.yielded = Counter(
+            "liqbot_heads_yielded",
+            "heads that left their later batches to a newer head (a node slower than its blocks)",
+            registry=r,
+        )
         self.failures = Counter(
             "liqbot_handler_failures", "heads whose handler failed (retried next head)", registry=r
         )
@@ -121,6 +126,8 @@ class Metrics:
             self.failures.inc()
             return
         self.heads.inc()
+        if report.yielded:
+            self.yielded.inc()
         self.last_head = report.head
         self.head_block.set(report.head.number)
         self.liquidatable.set(report.liquidatable)

@@ -42,6 +42,7 @@ _ROUNDS = 3
 _FIRST_BATCH = 8
 _BATCH_GROWTH = 4
 _GONE = frozenset({Outcome.SENT, Outcome.DRY_RUN})  # later plans are priced after these
+_YIELDED = "yielded"
 # Aave's interest accrual run at a time before the state's last update.
 _UNDERFLOW = "Panic(0x11)"
 
@@ -69,6 +70,11 @@ class HeadReport:
     # the plans that displace queued ones), "yielded" when a newer head took over its
     # remaining batches: where a slow head went.
     phases: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def yielded(self) -> bool:
+        """It left batches to a newer head (``Runner.handle``)."""
+        return any(step == _YIELDED for step, _ in self.phases)
 
 
 @dataclass(slots=True)
@@ -286,7 +292,7 @@ class Runner:
         k = 0
         while size > 0:
             if w.yields():
-                w.mark("yielded")
+                w.mark(_YIELDED)
                 log.info("yielding to a newer head", extra={"block": head.number, "batches": k})
                 break
             k += 1

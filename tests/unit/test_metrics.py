@@ -113,6 +113,7 @@ async def test_counters_and_gauges_from_head_reports(
             planned=2,
             attempts=(Attempt(Outcome.SENT, 1, "0xaa"), Attempt(Outcome.UNPROFITABLE, 2)),
             elapsed_s=0.3,
+            phases=(("sent 1", 0.2), ("yielded", 0.2)),
         ),
         positions=250,
     )
@@ -130,6 +131,7 @@ async def test_counters_and_gauges_from_head_reports(
     assert s["liqbot_liquidatable", ()] == 1
     assert s["liqbot_heads_handled_total", ()] == 2
     assert s["liqbot_handler_failures_total", ()] == 1
+    assert s["liqbot_heads_yielded_total", ()] == 1
     assert s["liqbot_handler_seconds_count", ()] == 2
     assert s["liqbot_handler_seconds_sum", ()] == pytest.approx(0.32)
     assert s["liqbot_handler_seconds_bucket", (("le", "0.25"),)] == 1
