@@ -311,8 +311,8 @@ class Executor:
             return []  # nothing is sent while held, a displacing plan neither
         flights = sorted(self._in_flight.values(), key=lambda f: f.nonce)
         # The node admits a transaction while the block's gas so far plus its gas limit
-        # fits: a queue one block deep by the gas it uses can spill into a second (at
-        # 20,000 borrowers an update's plans waited three blocks behind such a queue).
+        # fits: a queue one block deep by the gas it uses can still spill into a second,
+        # and a plan sent now would then wait behind it.
         nxt = 0
         used = 0
         while nxt < len(flights) and used + flights[nxt].signed_gas <= head.gas_limit:
