@@ -24,7 +24,14 @@ from bot.aio import give_up
 from bot.api import BlockRef, LiquidationAdapter, LiquidationPlan, PlanTerms, Scan
 from bot.chain.heads import LatestHeads
 from bot.errors import BotHalted, FatalError
-from bot.execution.executor import Attempt, Executor, GasContext, InFlight, Simulation
+from bot.execution.executor import (
+    Attempt,
+    Executor,
+    GasContext,
+    InFlight,
+    Simulation,
+    admitted,
+)
 from bot.execution.quotes import PairBook
 from bot.execution.sequencing import HeadPlans, PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
@@ -471,24 +478,11 @@ class Runner:
 
 def _fitting(sims: Sequence[Simulation], room: int | None) -> list[Simulation]:
     """``sims`` (in sending order, as simulated) up to the first passing one that no
-    longer fits ``room`` (None: no limit). A failed one takes no room: it is recorded,
-    never sent.
-
-    A block builder (geth, anvil) admits a transaction while the block's gas used so far
-    plus the transaction's gas *limit* is within the block's, then takes only the gas it
-    used: so one fits when the expected gas before it plus its own limit fits.
-    """
+    longer fits ``room`` (None: no limit), as a block builder admits them (``admitted``).
+    A failed one takes no room: it is recorded, never sent."""
     if room is None:
         return list(sims)
-    out: list[Simulation] = []
-    used = 0
-    for x in sims:
-        if x.ok:
-            if used + x.gas_limit > room:
-                break
-            used += x.gas
-        out.append(x)
-    return out
+    return list(sims[: admitted([(x.gas_limit, x.gas) if x.ok else (0, 0) for x in sims], room)])
 
 
 def _numbered(mark: Callable[[str], None], k: int, step: str) -> None:

@@ -310,14 +310,8 @@ class Executor:
         if self.held(head.timestamp):
             return []  # nothing is sent while held, a displacing plan neither
         flights = sorted(self._in_flight.values(), key=lambda f: f.nonce)
-        # The node admits a transaction while the block's gas so far plus its gas limit
-        # fits: a queue one block deep by the gas it uses can still spill into a second,
-        # and a plan sent now would then wait behind it.
-        nxt = 0
-        used = 0
-        while nxt < len(flights) and used + flights[nxt].signed_gas <= head.gas_limit:
-            used += flights[nxt].block_gas
-            nxt += 1
+        # A queue one block deep by the gas it uses can still spill into a second.
+        nxt = admitted([(f.signed_gas, f.block_gas) for f in flights], head.gas_limit)
         if nxt == len(flights):
             return []  # all of it fits the next block: a plan sent now joins it
         out: list[InFlight] = []
@@ -1278,6 +1272,19 @@ class Executor:
         )
         log.warning("superseded", extra={"user": flight.user, "nonce": flight.nonce})
         return Attempt(Outcome.REVERTED, flight.row, "", reason)
+
+
+def admitted(gas: Iterable[tuple[int, int]], room: int) -> int:
+    """How many of the leading transactions, each given as (gas limit, gas it uses), a
+    block builder (geth, anvil) admits within ``room`` gas: it admits one while the gas
+    used so far plus the transaction's gas *limit* fits, then takes only the gas used."""
+    used = n = 0
+    for limit, uses in gas:
+        if used + limit > room:
+            break
+        used += uses
+        n += 1
+    return n
 
 
 def _bumped(fee: int) -> int:
