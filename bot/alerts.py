@@ -45,7 +45,7 @@ class Alert:
     instance: str = ""  # the signer's address ("dry-run" without a key)
     user: str = ""
     tx_hash: str = ""
-    profit: str = ""  # debt-asset base units: realized when won, predicted otherwise
+    profit: str = ""  # profit-asset base units: realized when won, predicted otherwise
     reason: str = ""
     ledger_id: int | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -176,7 +176,13 @@ class LiquidationPlan:
 
     Token amounts are base units of the asset named; ``*_base`` values are in the
     oracle's base currency (e.g. USD with 8 decimals) at the planning block's prices.
-    ``profit`` is exactly what the liquidator contract sends to its owner.
+    ``profit`` is exactly what the liquidator contract sends to its owner: units of
+    ``profit_asset``.
+
+    A ``keep`` plan repays with the owner's own debt tokens (``flash_amount`` of them,
+    taken from the owner, no premium) and hands the owner the seized collateral unsold:
+    ``profit`` is then the collateral seized and ``profit_base`` what it is worth above
+    the debt repaid (``bonus_base``), at the oracle's prices.
     """
 
     protocol: str
@@ -197,10 +203,16 @@ class LiquidationPlan:
     gas_price_wei: int
     gas_cost_base: int
     net_profit_base: int  # profit_base - gas_cost_base
+    keep: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.protocol, self.user.lower())
+
+    @property
+    def profit_asset(self) -> str:
+        """The token ``profit`` is counted in: the debt asset, or the collateral kept."""
+        return self.steps[0].collateral_asset if self.keep else self.debt_asset
 
 
 # --- The per-head liquidation side of a protocol: what the runner drives ---------------
@@ -232,6 +244,11 @@ class PlanTerms:
     gas_price_wei: int
     native_price_base: int
     min_profit_base: int
+    # The owner's tokens (lower-case address -> units) plans may repay with and keep the
+    # collateral, as ``inventory_use`` ("off", "fallback", "best": ``strategy.inventory``)
+    # allows; a protocol whose strategies cannot keep collateral ignores both.
+    inventory: Mapping[str, int] = field(default_factory=dict)
+    inventory_use: str = "off"
 
 
 class LiquidationAdapter(ABC):

@@ -167,6 +167,12 @@ class StrategyConfig(_Section):
     )
     close_factor_rules: Literal["v3.0", "v3.3"] = "v3.0"
     max_plans_per_block: int = Field(default=8, ge=1)
+    inventory: Literal["off", "fallback", "best"] = Field(
+        default="off",
+        description="repay with the owner's own debt tokens (approved to the liquidator) and "
+        "keep the collateral: fallback: only for users no flash-loan sale pays for; best: "
+        "whenever that nets more at the oracle's prices",
+    )
     native_asset: Address | None = Field(
         default=None, description="the wrapped gas token's reserve (prices gas in base units)"
     )

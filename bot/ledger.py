@@ -48,7 +48,7 @@ class LedgerRow:
     swap_cost_base: int
     flash_premium: int
     flash_premium_base: int
-    predicted_profit: int  # debt-asset units, what the contract should send the owner
+    predicted_profit: int  # profit_asset units, what the contract should send the owner
     predicted_gas_cost_base: int
     predicted_net_base: int
     outcome: str
@@ -56,10 +56,13 @@ class LedgerRow:
     settled_block: int
     gas_used: int
     gas_price_wei: int
-    realized_profit: int  # debt-asset units the owner received (0 unless won)
+    realized_profit: int  # profit_asset units the owner received (0 unless won)
     realized_gas_cost_base: int
     realized_net_base: int
     reason: str
+    # The debt asset, or the collateral a keep plan hands over unsold (rows written
+    # before keep plans existed read as their debt asset).
+    profit_asset: str
 
 
 _INT_COLUMNS = {f.name for f in fields(LedgerRow) if f.type == "int"}
@@ -105,6 +108,7 @@ class Ledger:
             "flash_premium": plan.flash_premium,
             "flash_premium_base": plan.flash_premium_base,
             "predicted_profit": plan.profit,
+            "profit_asset": plan.profit_asset,
             "predicted_gas_cost_base": plan.gas_cost_base,
             "predicted_net_base": plan.net_profit_base,
             "outcome": outcome.value,
@@ -129,6 +133,7 @@ class Ledger:
                 name: int(v or 0) if name in _INT_COLUMNS else str(v)
                 for name, v in zip(_COLUMNS, raw, strict=True)
             }
+            values["profit_asset"] = values["profit_asset"] or values["debt_asset"]
             yield LedgerRow(**values)
 
     def export_csv(self, out: IO[str]) -> int:

@@ -32,6 +32,7 @@ from bot.execution.executor import (
     Simulation,
     admitted,
 )
+from bot.execution.inventory import Inventory
 from bot.execution.quotes import PairBook
 from bot.execution.sequencing import HeadPlans, PlanSequence, leg_pool
 from bot.indexer.indexer import Indexer
@@ -52,6 +53,8 @@ _GONE = frozenset({Outcome.SENT, Outcome.DRY_RUN})  # later plans are priced aft
 _YIELDED = "yielded"
 # Aave's interest accrual run at a time before the state's last update.
 _UNDERFLOW = "Panic(0x11)"
+# A head's pools, and the owner's inventory (empty when keep plans are off).
+_Quotes = tuple[dict[frozenset[str], PairQuote], dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class RunSettings:
     block_time_s: int
     priority_fee_wei: int
     max_consecutive_failures: int = 20
+    inventory_use: str = "off"  # ``strategy.inventory``
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,10 @@ class Runner:
         strategy: Strategy,
         executor: Executor,
         settings: RunSettings,
+        inventory: Inventory | None = None,
     ) -> None:
+        """``inventory``: the owner's tokens keep plans may use (``settings.inventory_use``
+        not "off")."""
         self.rpc = rpc
         self.indexer = indexer
         self.adapter = adapter
@@ -126,6 +133,7 @@ class Runner:
         self.strategy = strategy
         self.executor = executor
         self.settings = settings
+        self.inventory = inventory
         self.handled = 0
         self.failures = 0
         # The head whose pending block proved later than its plans' time (see ``_batch``):
@@ -144,18 +152,19 @@ class Runner:
 
         self.rpc.note_head(head.number)
         # The head's reads all leave at once, before its logs are read: the adapter's
-        # (the market, for scan), the pools (asked in the same turn: where the adapter
-        # reads through its multicall they share its eth_call, so a quiet head costs no
-        # extra call) and our transactions' receipts (a batch of their own).
+        # (the market, for scan), the pools and the inventory (asked in the same turn:
+        # where the adapter reads through its multicall they share its eth_call, so a
+        # quiet head costs no extra call) and our transactions' receipts (a batch of
+        # their own).
         self.adapter.prefetch(head)
-        quotes = asyncio.ensure_future(self.pairs.quotes(head.number))
+        quotes = self._quotes(head)
         polled = asyncio.ensure_future(self.executor.poll())
         try:
             sync = await self.indexer.sync(head)
             if sync.head.number != head.number:  # a catch-up or a reorg: read it anew
                 give_up(quotes)
                 self.adapter.prefetch(sync.head)
-                quotes = asyncio.ensure_future(self.pairs.quotes(sync.head.number))
+                quotes = self._quotes(sync.head)
             head = sync.head
             mark("sync")
             changed = self.adapter.positions_of(sync.dirty)
@@ -218,6 +227,25 @@ class Runner:
         )
         return report
 
+    def _quotes(self, head: BlockRef) -> asyncio.Future[_Quotes]:
+        """The pools and the inventory at ``head``, asked for in this turn."""
+        pools = asyncio.ensure_future(self.pairs.quotes(head.number))
+        held = None
+        if self.inventory is not None:
+            held = asyncio.ensure_future(self.inventory.read(self.adapter.assets(), head.number))
+
+        async def both() -> _Quotes:
+            return await pools, {} if held is None else await held
+
+        def drop(_: object) -> None:  # also when given up before it ever ran
+            give_up(pools)
+            if held is not None:
+                give_up(held)
+
+        out = asyncio.ensure_future(both())
+        out.add_done_callback(drop)
+        return out
+
     async def _simulation_time(
         self, ts: int, head: BlockRef, latest: asyncio.Task[BlockRef]
     ) -> int:
@@ -249,6 +277,10 @@ class Runner:
         latest = asyncio.create_task(self.indexer.latest())
         try:
             seq = PlanSequence(self.strategy, w.inp, plans=iter(w.priced))
+            # The queue keeps its inventory: displaced or not, each of those transactions
+            # may still be mined.
+            for queued in self.executor.pending_plans():
+                seq.spend(queued)
             plans: list[LiquidationPlan] = []
             # As few as the first batch of a crash: the displaced nonces are the next
             # block's, so the plans must reach the node before it is built (at 20,000
@@ -399,24 +431,25 @@ class Runner:
         scan: Scan,
         targets: Sequence[str],
         gas: GasContext,
-        quotes: asyncio.Future[dict[frozenset[str], PairQuote]] | None = None,
+        quotes: asyncio.Future[_Quotes] | None = None,
     ) -> Any:
         """What the strategy sees for ``targets`` at ``head``: plans are priced for the
-        next block (``head.timestamp + block_time_s``), pools and gas as of ``head``
-        (``quotes``: the pools already asked for at ``head``)."""
+        next block (``head.timestamp + block_time_s``), pools, inventory and gas as of
+        ``head`` (``quotes``: the pools and inventory already asked for at ``head``)."""
         s = self.settings
+        if await self.pairs.include(self.adapter.assets(), head.number) or quotes is None:
+            if quotes is not None:
+                give_up(quotes)  # read before the new pairs were found
+            quotes = self._quotes(head)
+        pairs, held = await quotes
         terms = PlanTerms(
             ts=head.timestamp + s.block_time_s,
             gas_price_wei=gas.base_fee_wei + s.priority_fee_wei,
             native_price_base=gas.native_price_base,
             min_profit_base=s.min_profit_base,
+            inventory=held,
+            inventory_use=s.inventory_use if self.inventory is not None else "off",
         )
-        if await self.pairs.include(self.adapter.assets(), head.number) or quotes is None:
-            if quotes is not None:
-                give_up(quotes)  # read before the new pairs were found
-            pairs = await self.pairs.quotes(head.number)
-        else:
-            pairs = await quotes
         return self.adapter.planning_input(scan, targets, pairs, terms)
 
     async def profitable_left(self, head: BlockRef) -> int:

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.db.api import Database, open_database
 from bot.errors import ChainMismatchError, ConfigError
 from bot.execution.executor import Executor, ExecutorSettings
+from bot.execution.inventory import Inventory
 from bot.execution.keys import Signer, load_signer
 from bot.execution.quotes import PairBook
 from bot.execution.relay import Relay, RelaySettings, load_auth_key
@@ -149,6 +150,25 @@ async def pair_book(
     return await PairBook.discover(mc, factory, adapter.assets()) if factory else PairBook(mc, [])
 
 
+def inventory(
+    rpc: JsonRpcClient,
+    adapter: LiquidationAdapter,
+    settings: Settings,
+    owner: str | None,
+    liquidator: str | None,
+) -> Inventory | None:
+    """The owner's tokens keep plans may spend (``strategy.inventory``), read through the
+    adapter's multicall where it has one; None when off, or with no liquidator to spend
+    them (keep plans are then not made)."""
+    if settings.strategy.inventory == "off":
+        return None
+    if owner is None or liquidator is None:
+        log.warning("strategy.inventory needs executor.liquidator and its owner: not used")
+        return None
+    mc = adapter.multicall or Multicall(rpc, settings.market.multicall3)
+    return Inventory(mc, owner, liquidator)
+
+
 @dataclass(slots=True)
 class BotService:
     index: IndexService
@@ -229,7 +249,9 @@ async def open_bot(
                     block_time_s=st.block_time_s,
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
                     max_consecutive_failures=settings.run.max_consecutive_failures,
+                    inventory_use=st.inventory,
                 ),
+                inventory=inventory(svc.rpc, adapter, settings, owner, checked.liquidator),
             )
             yield BotService(svc, runner, executor, ledger)
         finally:

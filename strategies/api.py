@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bot.adapters.aave_v3.reader import MarketState
@@ -103,6 +103,19 @@ class CloseFactorRules(enum.Enum):
     V3_3 = "v3.3"
 
 
+class InventoryUse(enum.Enum):
+    """When a plan repays with the owner's own debt tokens and keeps the collateral
+    (``LiquidationPlan.keep``) rather than flash-borrow the debt and sell the collateral.
+
+    A kept collateral is valued at the oracle's price: no swap cost and no flash premium,
+    but the owner holds it (and its price risk) afterwards.
+    """
+
+    OFF = "off"  # flash loans only
+    FALLBACK = "fallback"  # keep only when no flash-loan sale clears min_profit_base
+    BEST = "best"  # whichever nets more
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyInput:
     """One planning round: the market at a block, the candidates, and the execution terms.
@@ -112,7 +125,8 @@ class StrategyInput:
     base-currency value of 1e18 wei of the gas token (e.g. the WETH oracle price), so
     gas costs ``gas_units * gas_price_wei * native_price_base // 10**18`` base units.
     ``emode_prices`` maps an e-mode category id to its price source's oracle price, for
-    categories that have one.
+    categories that have one. ``inventory`` maps a token (lower-case) to what the owner
+    can spend of it on ``keep`` plans, as ``inventory_use`` allows.
     """
 
     market: MarketState
@@ -127,6 +141,9 @@ class StrategyInput:
     emode_prices: Mapping[int, int] | None = None
     gas_units_base: int = 300_000  # the transaction without liquidations (flash loan, swaps)
     gas_units_per_step: int = 250_000  # each liquidationCall
+    gas_units_keep_base: int = 230_000  # a ``keep`` transaction without liquidations
+    inventory: Mapping[str, int] = field(default_factory=dict)
+    inventory_use: InventoryUse = InventoryUse.OFF
     # A two-call plan's first call must leave HF at most 1 - this (WAD): see
     # default._second_call. 1e-4 costs a negligible part of the second call's reach.
     two_step_hf_buffer: int = 10**14
@@ -138,6 +155,7 @@ class StrategyInput:
             "native_price_base",
             "gas_units_base",
             "gas_units_per_step",
+            "gas_units_keep_base",
             "two_step_hf_buffer",
         ):
             if getattr(self, name) < 0:
@@ -145,8 +163,15 @@ class StrategyInput:
         if not 0 <= self.flash_premium_bps <= 10_000:
             raise ValueError("flash_premium_bps must be within 0..10000")
 
-    def gas_units(self, steps: int) -> int:
-        return self.gas_units_base + self.gas_units_per_step * steps
+    def gas_units(self, steps: int, *, keep: bool = False) -> int:
+        base = self.gas_units_keep_base if keep else self.gas_units_base
+        return base + self.gas_units_per_step * steps
+
+    def inventory_of(self, token: str) -> int:
+        """What ``keep`` plans may repay in ``token`` (0 when inventory is off)."""
+        if self.inventory_use is InventoryUse.OFF:
+            return 0
+        return self.inventory.get(token.lower(), 0)
 
     def gas_cost_base(self, gas_units: int) -> int:
         """Gas in base currency, floored like every base conversion of the strategies."""

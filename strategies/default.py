@@ -34,6 +34,7 @@ from bot.adapters.aave_v3.health import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
     AccountData,
     LiquidationAmounts,
+    ReserveState,
     liquidation_amounts,
 )
 from bot.adapters.aave_v3.math import percent_mul
@@ -52,12 +53,14 @@ from strategies.aave_liquidation import (
     profit_probe,
     seized_at_level,
 )
-from strategies.api import CloseFactorRules, PairQuote, StrategyInput
+from strategies.api import CloseFactorRules, InventoryUse, PairQuote, StrategyInput
 from strategies.search import argmax, last_below, last_true
 
 HF_ONE = HEALTH_FACTOR_LIQUIDATION_THRESHOLD
 # Search ranges up to this many levels get a certified-exact optimum (``search.argmax``).
 CERTIFY_LEVELS = 2**16
+# ``_Candidate.order`` of keep plans: past every flash pair's, so a flash plan wins a tie.
+_KEEP_ORDER = 1 << 20
 Step = tuple[Terms, Amounts]
 
 
@@ -78,13 +81,15 @@ class _Call:
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    """A priced plan for one (user, collateral, debt): one or two calls and one swap."""
+    """A priced plan for one (user, collateral, debt): one or two calls and one swap, or
+    (``keep``) one call repaid from the owner's inventory, the collateral kept."""
 
     order: int  # the pair's rank in (collateral, debt) address order
     steps: tuple[Step, ...]
     pool: PairQuote | None
-    profit: int
+    profit: int  # debt units; collateral units when ``keep``
     net_profit_base: int
+    keep: bool = False
 
     def key(self) -> tuple[int, int, int]:
         """Higher is better: net profit, then earlier pair, then fewer calls."""
@@ -154,16 +159,21 @@ class _Pair:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A liquidatable user's pairs, each with its net profit bound, best bound first."""
+    """A liquidatable user's pairs, each with its net profit bound, best bound first, and
+    the user's best ``keep`` plan (already exact) when the inventory may be used."""
 
     user: str
     position: UserPosition
     health_factor: int
     options: list[tuple[int, _Pair, Terms]]
+    keep: _Candidate | None
 
     @property
     def bound(self) -> int:
-        return self.options[0][0]
+        bounds = [self.options[0][0]] if self.options else []
+        if self.keep is not None:
+            bounds.append(self.keep.net_profit_base)
+        return max(bounds)
 
 
 class DefaultStrategy:
@@ -230,24 +240,33 @@ class DefaultStrategy:
             if terms is not None:
                 options.append((self._net_bound(pair, terms), pair, terms))
         options.sort(key=lambda o: (-o[0], o[1].order))
-        if not options or options[0][0] < round_.inp.min_profit_base:
+        keep = None
+        if round_.inp.inventory_use is not InventoryUse.OFF:
+            keep = _keep_candidate(round_, position, account, two_steps=self.two_steps)
+        prepared = _Prepared(user, position, account.health_factor, options, keep)
+        if (not options and keep is None) or prepared.bound < round_.inp.min_profit_base:
             return None
-        return _Prepared(user, position, account.health_factor, options)
+        return prepared
 
     def _price(self, round_: _Round, prepared: _Prepared) -> LiquidationPlan | None:
         """The user's best plan, if it clears ``min_profit_base``.
 
         Pairs are visited best upper bound first, so that the plans found early rule
         out the pairs (and second calls) that cannot beat them without searching them.
+        The keep plan competes from the start under ``InventoryUse.BEST`` (where it
+        usually rules out every sale), and under ``FALLBACK`` only when no sale pays.
         """
         inp = round_.inp
-        best: _Candidate | None = None
+        keep = prepared.keep
+        best = keep if inp.inventory_use is InventoryUse.BEST else None
         for bound, pair, terms in prepared.options:
             if not pair.may_beat(best, bound, 1):
                 continue
             for candidate in self._candidates(pair, prepared.position, terms, best):
                 if candidate.profit >= 0 and (best is None or candidate.key() > best.key()):
                     best = candidate
+        if keep is not None and (best is None or best.net_profit_base < inp.min_profit_base):
+            best = keep
         if best is None or best.net_profit_base < inp.min_profit_base:
             return None
         return _build_plan(inp, prepared.user, prepared.position, prepared.health_factor, best)
@@ -290,10 +309,10 @@ class DefaultStrategy:
         return found
 
 
-def _pairs(round_: _Round, position: UserPosition) -> list[_Pair]:
-    """Every (collateral, debt) reserve pair of the position, in (collateral, debt) address
-    order, whose debt can be flash-loaned and collateral sold."""
-    inp = round_.inp
+def _reserves(
+    inp: StrategyInput, position: UserPosition
+) -> tuple[list[ReserveState], list[ReserveState]]:
+    """The position's collateral reserves and debt reserves, in address order."""
     mine = [r for rid, r in inp.market.reserves.items() if rid in position.reserves]
     mine.sort(key=lambda r: r.asset.lower())
     collaterals = [
@@ -301,8 +320,16 @@ def _pairs(round_: _Round, position: UserPosition) -> list[_Pair]:
         for r in mine
         if position.reserves[r.id].collateral_enabled and r.config.liquidation_threshold != 0
     ]
+    return collaterals, [r for r in mine if position.reserves[r.id].borrowing]
+
+
+def _pairs(round_: _Round, position: UserPosition) -> list[_Pair]:
+    """Every (collateral, debt) reserve pair of the position, in (collateral, debt) address
+    order, whose debt can be flash-loaned and collateral sold."""
+    inp = round_.inp
+    collaterals, borrowed = _reserves(inp, position)
     # The contract borrows the debt asset with flashLoanSimple.
-    debts = [r for r in mine if position.reserves[r.id].borrowing and r.config.flashloan_enabled]
+    debts = [r for r in borrowed if r.config.flashloan_enabled]
     pairs: list[_Pair] = []
     for collateral in collaterals:
         for debt in debts:
@@ -315,6 +342,79 @@ def _pairs(round_: _Round, position: UserPosition) -> list[_Pair]:
                 pool_reserves = pool.reserves_for(collateral.asset)
             pairs.append(_Pair(round_, len(pairs), collateral.id, debt.id, pool, pool_reserves))
     return pairs
+
+
+def _keep_candidate(
+    round_: _Round, position: UserPosition, account: AccountData, *, two_steps: bool
+) -> _Candidate | None:
+    """The user's best ``keep`` plan: one call, or two (see ``_second_call``), repaying
+    from the inventory, on the pair (collateral other than the debt) whose kept
+    collateral is worth the most above the debt repaid, net of gas."""
+    inp = round_.inp
+    collaterals, borrowed = _reserves(inp, position)
+    debts = [r for r in borrowed if inp.inventory_of(r.asset) > 0]
+    best: _Candidate | None = None
+    order = _KEEP_ORDER
+    for collateral in collaterals:
+        for debt in debts:
+            if collateral.id == debt.id:
+                continue  # nothing to keep: a sale at par is the flash plan's
+            order += 1
+            pair = _Pair(round_, order, collateral.id, debt.id, None, None)
+            t = pair.terms(position, account)
+            if t is None:
+                continue
+            cap = inp.inventory_of(debt.asset)
+            found = [_kept(pair, ((t, a),)) for a in [_keep_call(t, cap)] if a is not None]
+            if two_steps:
+                first = _first_of_two(pair, position, t)
+                if first is not None:
+                    a1, t2 = first
+                    a2 = _keep_call(t2, cap - a1.debt_repaid)
+                    if a2 is not None:
+                        found.append(_kept(pair, ((t, a1), (t2, a2))))
+            for candidate in found:
+                if best is None or candidate.key() > best.key():
+                    best = candidate
+    return best
+
+
+def _kept(pair: _Pair, steps: tuple[Step, ...]) -> _Candidate:
+    """A keep plan of ``steps``: the collateral they seize, and what it is worth above
+    the debt they repay, net of gas (each total floored once, as ``_build_plan`` does)."""
+    inp, t = pair.inp, steps[0][0]
+    seized = sum(a.collateral_seized for _, a in steps)
+    value = t.collateral_base(seized) - t.debt_base(sum(a.debt_repaid for _, a in steps))
+    net = value - inp.gas_cost_base(inp.gas_units(len(steps), keep=True))
+    return _Candidate(pair.order, steps, None, seized, net, keep=True)
+
+
+def _keep_call(t: Terms, cap: int) -> Amounts | None:
+    """The call repaying at most ``cap`` whose collateral is worth the most above its debt
+    (None: no call fits, e.g. ``cap`` is 0).
+
+    That value grows with the amount (the bonus is a share of it), so the candidates are
+    the largest amounts each rule allows: the close factor within the balance (and, under
+    v3.3, leaving no dust), the capped branch, the whole reserve debt, and ``cap`` itself.
+    """
+    top = min(t.max_level(), t.top_uncapped_level())
+    covers = {t.debt_at(top), t.debt_at(_interior_top(t)), cap}
+    if t.max_level() > t.top_uncapped_level():
+        covers.add(_capped_cover(t))
+    if t.reserve_debt <= t.max_debt:
+        covers.add(t.reserve_debt)
+    best: tuple[Amounts, int] | None = None
+    for cover in sorted(covers):
+        if not 0 < cover <= cap:  # also: nothing fits a cap <= 0
+            continue
+        a = amounts(t, cover)
+        # The owner hands over exactly what the pool takes (see ``best_call``).
+        if a is None or (a.debt_repaid != cover and t.rules is CloseFactorRules.V3_0):
+            continue
+        value = t.collateral_base(a.collateral_seized) - t.debt_base(a.debt_repaid)
+        if a.debt_repaid <= cap and (best is None or value > best[1]):
+            best = (a, value)
+    return None if best is None else best[0]
 
 
 def _linear_bound(pair: _Pair, t: Terms, level: int, *, calls: int) -> int:
@@ -506,8 +606,23 @@ def _second_call(
 
     A plan's profit depends (to rounding) only on the total repaid and seized, so the
     first call repays as much as it may while leaving the user liquidatable -- the most
-    the two calls together can then repay -- and the second call is searched with the
-    first one's collateral and debt carried into the same swap and flash loan.
+    the two calls together can then repay (``_first_of_two``) -- and the second call is
+    searched with the first one's collateral and debt carried into the same swap and
+    flash loan.
+    """
+    first = _first_of_two(pair, position, t1)
+    if first is None:
+        return None
+    a1, t2 = first
+    second = best_call(pair, t2, prior_seized=a1.collateral_seized, prior_debt=a1.debt_repaid)
+    if second is None:
+        return None
+    return ((t1, a1), (t2, second.amounts)), second.profit
+
+
+def _first_of_two(pair: _Pair, position: UserPosition, t1: Terms) -> tuple[Amounts, Terms] | None:
+    """The first call of a two-call plan, and the terms of the second: the largest call
+    that leaves the user liquidatable. None when none does (or it takes everything).
 
     "Liquidatable" after the first call means HF below ``1 - inp.two_step_hf_buffer``:
     a first call that leaves HF a hair below 1 is exact only for the exact block state.
@@ -559,12 +674,7 @@ def _second_call(
     if creates_deficit(t1, a1):
         return None
     t2 = pair.terms(moved, account)
-    if t2 is None:
-        return None
-    second = best_call(pair, t2, prior_seized=a1.collateral_seized, prior_debt=a1.debt_repaid)
-    if second is None:
-        return None
-    return ((t1, a1), (t2, second.amounts)), second.profit
+    return None if t2 is None else (a1, t2)
 
 
 def _check_reference(inp: StrategyInput, emode: int, t: Terms, a: Amounts) -> None:
@@ -629,7 +739,8 @@ def _build_plan(
     seized = sum(a.collateral_seized for _, a in candidate.steps)
     fees = sum(a.protocol_fee for _, a in candidate.steps)
     flash = sum(a.debt_repaid for _, a in candidate.steps)
-    premium = percent_mul(flash, inp.flash_premium_bps)
+    bonus_base = first_terms.collateral_base(seized) - first_terms.debt_base(flash)
+    premium = 0 if candidate.keep else percent_mul(flash, inp.flash_premium_bps)
     swaps: tuple[SwapLeg, ...] = ()
     received = seized  # collateral that already is the debt asset
     swap_cost_base = 0
@@ -637,12 +748,13 @@ def _build_plan(
         received = candidate.pool.amount_out(collateral, seized)
         swaps = (SwapLeg(candidate.pool.pair, collateral, debt, seized, received),)
         swap_cost_base = first_terms.collateral_base(seized) - first_terms.debt_base(received)
-    profit = received - flash - premium
+    # A keep plan's profit is the collateral itself, worth the bonus above the debt.
+    profit = seized if candidate.keep else received - flash - premium
     if profit != candidate.profit:
         raise ModelMismatchError(f"plan profit {profit} != searched profit {candidate.profit}")
-    gas_units = inp.gas_units(len(steps))
+    gas_units = inp.gas_units(len(steps), keep=candidate.keep)
     gas_cost_base = inp.gas_cost_base(gas_units)
-    profit_base = first_terms.debt_base(profit)
+    profit_base = bonus_base if candidate.keep else first_terms.debt_base(profit)
     return LiquidationPlan(
         protocol=inp.protocol,
         user=user,
@@ -654,7 +766,7 @@ def _build_plan(
         flash_premium=premium,
         profit=profit,
         profit_base=profit_base,
-        bonus_base=first_terms.collateral_base(seized) - first_terms.debt_base(flash),
+        bonus_base=bonus_base,
         protocol_fee_base=first_terms.collateral_base(fees),
         swap_cost_base=swap_cost_base,
         flash_premium_base=first_terms.debt_base(premium),
@@ -662,4 +774,5 @@ def _build_plan(
         gas_price_wei=inp.gas_price_wei,
         gas_cost_base=gas_cost_base,
         net_profit_base=profit_base - gas_cost_base,
+        keep=candidate.keep,
     )

@@ -44,7 +44,7 @@ def ledger_table(
         left = col in ("user", "repay→seize", "outcome")
         t.add_column(col, justify="left" if left else "right", no_wrap=col != "outcome")
     for r in rows:
-        unit = 10 ** dec.get(r.debt_asset.lower(), 0)
+        unit = 10 ** dec.get(r.profit_asset.lower(), 0)
         seized = ",".join(dict.fromkeys(asset(c) for c in r.collateral_assets.split(",") if c))
         realized = _amount(r.realized_profit / unit) if r.outcome == "won" else "—"
         exact = r.outcome == "won" and r.realized_profit == r.predicted_profit
@@ -61,7 +61,7 @@ def ledger_table(
             usd(r.flash_premium_base),
             usd(r.realized_gas_cost_base if r.outcome == "won" else r.predicted_gas_cost_base),
             usd(r.predicted_net_base),
-            f"{_amount(r.predicted_profit / unit)} {asset(r.debt_asset)}",
+            f"{_amount(r.predicted_profit / unit)} {asset(r.profit_asset)}",
             realized + (" =" if exact else ""),
             r.outcome + (f": {reason[:40]}" if reason and r.outcome != "won" else ""),
         )

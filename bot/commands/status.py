@@ -86,7 +86,10 @@ async def frame(svc: IndexService, ledger: Ledger, *, top: int, plans: int) -> R
     )
     summary.add_row("realized net PnL", f"{realized / base_unit:,.2f} (base currency, after gas)")
     if rows:
-        latest = Table(title="Latest plans (profit: debt-asset units, realized when won)")
+        latest = Table(
+            title="Latest plans (profit: base units of the debt asset or the collateral kept; "
+            "realized when won)"
+        )
         for col in ("#", "block", "user", "outcome", "profit", "net $", "tx"):
             latest.add_column(col, justify="left" if col in ("user", "outcome", "tx") else "right")
         for r in reversed(rows[-plans:]):

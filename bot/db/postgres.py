@@ -210,6 +210,11 @@ class PostgresDatabase(Database):
                 "CREATE TABLE IF NOT EXISTS ledger (id BIGSERIAL PRIMARY KEY, "
                 f"ident TEXT NOT NULL, instance TEXT NOT NULL, {cols})"
             )
+            # A ledger written by an older liqbot gets the columns added since, empty.
+            for c in columns:
+                self._db.execute(
+                    f"ALTER TABLE ledger ADD COLUMN IF NOT EXISTS \"{c}\" TEXT NOT NULL DEFAULT ''"
+                )
 
     def ledger_insert(self, values: Mapping[str, str]) -> int:
         names = ", ".join(f'"{c}"' for c in values)

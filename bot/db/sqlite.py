@@ -132,6 +132,11 @@ class SqliteDatabase(Database):
             + ", ".join(f"{c} TEXT NOT NULL DEFAULT ''" for c in columns)
             + ")"
         )
+        # A ledger written by an older liqbot gets the columns added since, empty.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
+        for c in columns:
+            if c not in have:
+                self._db.execute(f"ALTER TABLE ledger ADD COLUMN {c} TEXT NOT NULL DEFAULT ''")
 
     def ledger_insert(self, values: Mapping[str, str]) -> int:
         names = ", ".join(values)

@@ -59,7 +59,10 @@ CANCEL_GAS = 21_000  # a plain transfer: what a cancellation costs
 # Reverts that mean "not liquidatable any more": Aave's HEALTH_FACTOR_NOT_BELOW_THRESHOLD,
 # COLLATERAL_CANNOT_BE_LIQUIDATED, SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER.
 RACE_REASONS = ("'45'", "'46'", "'47'")
-_LIQUIDATED = LIQUIDATOR_ABI.event("Liquidated")
+_PROFIT_EVENTS = (
+    (LIQUIDATOR_ABI.event("Liquidated"), "profit"),
+    (LIQUIDATOR_ABI.event("Kept"), "seized"),
+)
 _HASHES = re.compile(r"0x[0-9a-fA-F]{64}")
 _DISPLACES = "displaces row"
 _PROFIT = LIQUIDATOR_ABI.fn("liquidate")
@@ -1316,16 +1319,18 @@ def _break_even_tokens(plan: LiquidationPlan, need_base: int) -> int:
 
 
 def _realized_profit(receipt: dict[str, Any], liquidator: str | None) -> int:
-    topic = _LIQUIDATED.topic0_hex
+    """What the liquidator's event says the owner got: ``Liquidated``'s profit, or
+    ``Kept``'s collateral seized (a ``keep`` plan's profit)."""
+    if not liquidator:
+        return 0
     for entry in receipt.get("logs", []):
-        if (
-            liquidator
-            and entry["address"].lower() == liquidator.lower()
-            and entry["topics"]
-            and entry["topics"][0].lower() == topic
-        ):
-            event = _LIQUIDATED.decode(
-                [bytes.fromhex(t[2:]) for t in entry["topics"]], bytes.fromhex(entry["data"][2:])
-            )
-            return int(event["profit"])
+        if entry["address"].lower() != liquidator.lower() or not entry["topics"]:
+            continue
+        for event, amount in _PROFIT_EVENTS:
+            if entry["topics"][0].lower() == event.topic0_hex:
+                decoded = event.decode(
+                    [bytes.fromhex(t[2:]) for t in entry["topics"]],
+                    bytes.fromhex(entry["data"][2:]),
+                )
+                return int(decoded[amount])
     return 0

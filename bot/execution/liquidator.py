@@ -2,7 +2,8 @@
 
 ``liquidate`` flash-borrows the plan's debt asset from the Aave pool, runs its
 ``liquidationCall`` steps, sells each seized collateral on its Uniswap V2 pair and sends
-the profit to the owner; ``liquidateFunded`` does the same with the owner's own funds.
+the profit to the owner; ``liquidateFunded`` does the same with the owner's own funds;
+``liquidateKeeping`` repays with the owner's funds and hands over the collateral unsold.
 ``liquidateMorpho`` liquidates a Morpho Blue position: Morpho's ``onMorphoLiquidate``
 callback hands over the collateral before the debt is pulled, so no loan is needed.
 """
@@ -53,7 +54,9 @@ _ERRORS: Mapping[bytes, _ErrorSpec] = {
 
 def encode_liquidate(plan: LiquidationPlan, min_profit: int, *, funded: bool = False) -> bytes:
     """Calldata of ``liquidate`` (flash loan of ``plan.flash_amount``) or, when ``funded``,
-    of ``liquidateFunded`` (the owner supplies ``plan.flash_amount``)."""
+    of ``liquidateFunded`` (the owner supplies ``plan.flash_amount``); for a ``keep`` plan,
+    of ``liquidateKeeping`` (the owner supplies it and gets the collateral, at least
+    ``min_profit`` of it)."""
     if not plan.steps:
         raise ValueError("a liquidation plan needs at least one step")
     for step in plan.steps:
@@ -64,7 +67,10 @@ def encode_liquidate(plan: LiquidationPlan, min_profit: int, *, funded: bool = F
     if min_profit < 0:
         raise ValueError(f"min_profit must not be negative, got {min_profit}")
     steps = [(s.collateral_asset, s.user, s.debt_to_cover) for s in plan.steps]
-    fn = LIQUIDATOR_ABI.fn("liquidateFunded" if funded else "liquidate")
+    if plan.keep:
+        fn = LIQUIDATOR_ABI.fn("liquidateKeeping")
+    else:
+        fn = LIQUIDATOR_ABI.fn("liquidateFunded" if funded else "liquidate")
     return fn.encode(plan.debt_asset, plan.flash_amount, steps, min_profit)
 
 

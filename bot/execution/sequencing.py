@@ -6,7 +6,9 @@ prices every plan against the same pool snapshot; once a plan is taken (``commit
 swaps are applied to the snapshot, and a plan that used one of those pools is planned
 again before it is handed out. A strategy with a ``committed(inp, plan)`` method also
 gets to apply the plan to the protocol state in its input (Morpho Blue: the market's
-totals). A plan that is not taken changes nothing.
+totals). A taken ``keep`` plan spends the owner's inventory of its debt asset (an
+input's ``inventory``): a keep plan it no longer covers is planned again. A plan that is
+not taken changes nothing.
 
 Re-planning is lazy: a stale plan is re-priced only when it reaches the front, and handed
 out unless an up-to-date plan beats it; a stale plan's old profit is only an estimate.
@@ -85,6 +87,7 @@ class PlanSequence:
         self.strategy = strategy
         self.inp = inp
         self.pairs = dict(inp.pairs)
+        self.inventory: dict[str, int] = dict(getattr(inp, "inventory", {}))
         self._versions: dict[_PoolKey, int] = {}  # commits that moved each pool
         self._tie = count()
         self._heap: list[tuple[tuple[int, str], int, LiquidationPlan, dict[_PoolKey, int]]] = []
@@ -111,7 +114,12 @@ class PlanSequence:
             self._push(self._next, priced_at_head=True)
             self._next = None
 
-    def _current(self, seen: dict[_PoolKey, int]) -> bool:
+    def _current(self, plan: LiquidationPlan, seen: dict[_PoolKey, int]) -> bool:
+        """Priced against the pools as they are, and (a keep plan) still covered by the
+        inventory left: a plan that fits a smaller inventory than it was priced with is
+        the same plan."""
+        if plan.keep and self.inventory.get(plan.debt_asset.lower(), 0) < plan.flash_amount:
+            return False
         return all(self._versions.get(k, 0) == v for k, v in seen.items())
 
     def next(self) -> LiquidationPlan | None:
@@ -120,7 +128,7 @@ class PlanSequence:
             if not self._heap:
                 return None
             _, _, plan, seen = heapq.heappop(self._heap)
-            if self._current(seen):
+            if self._current(plan, seen):
                 return plan
             again = replace(
                 self.inp, positions={plan.user: self.inp.positions[plan.user]}, pairs=self.pairs
@@ -128,7 +136,7 @@ class PlanSequence:
             for fresh in self.strategy.plan(again):  # at most one: the user's best
                 self._fill()
                 top = self._heap[0] if self._heap else None
-                if top is None or _rank(fresh) <= top[0] or not self._current(top[3]):
+                if top is None or _rank(fresh) <= top[0] or not self._current(top[2], top[3]):
                     return fresh
                 self._push(fresh)  # an up-to-date plan pays more: it goes first
 
@@ -145,6 +153,17 @@ class PlanSequence:
         committed = getattr(self.strategy, "committed", None)
         if committed is not None:
             self.inp = committed(self.inp, plan)
+        self.spend(plan)
+
+    def spend(self, plan: LiquidationPlan) -> None:
+        """Take a keep plan's debt tokens out of the inventory the next plans may use
+        (``commit`` does; alone, for a transaction that runs before them but moves no
+        pool they are priced against)."""
+        if not plan.keep:
+            return
+        asset = plan.debt_asset.lower()
+        self.inventory[asset] = max(0, self.inventory.get(asset, 0) - plan.flash_amount)
+        self.inp = replace(self.inp, inventory=dict(self.inventory))
 
     def take(self, limit: int) -> list[LiquidationPlan]:
         """Up to ``limit`` plans, each priced after the ones before it (all committed)."""

@@ -58,7 +58,8 @@ interface IMorpho {
 /// @title Liquidator
 /// @notice Liquidates Aave V3 positions in one debt asset, sells the seized collateral on
 ///         Uniswap V2 pairs and sends the profit to its owner, with the debt either
-///         flash-borrowed from the pool or supplied by the owner. Also liquidates Morpho Blue
+///         flash-borrowed from the pool or supplied by the owner; or, with the owner's debt
+///         tokens, hands the owner the seized collateral unsold. Also liquidates Morpho Blue
 ///         positions, where `liquidate`'s callback hands over the collateral before the debt
 ///         is pulled, so no loan is needed. Holds nothing between calls.
 contract Liquidator {
@@ -69,6 +70,7 @@ contract Liquidator {
     }
 
     event Liquidated(address indexed debtAsset, uint256 repaid, uint256 profit);
+    event Kept(address indexed debtAsset, address indexed collateralAsset, uint256 repaid, uint256 seized);
 
     error NotOwner();
     error NotPool();
@@ -77,6 +79,7 @@ contract Liquidator {
     error InsufficientProfit(uint256 profit, uint256 minProfit);
     error NoPair(address tokenA, address tokenB);
     error TokenCallFailed(address token);
+    error NotOneCollateral();
 
     address public immutable owner;
     IPool public immutable pool;
@@ -124,6 +127,32 @@ contract Liquidator {
         _call(debtAsset, abi.encodeWithSelector(0x23b872dd, owner, address(this), amount)); // transferFrom
         profit = _execute(debtAsset, steps, baseline, amount, 0, minProfit, false);
         _transfer(debtAsset, owner, amount + profit);
+    }
+
+    /// @notice Repays with up to `amount` of the owner's `debtAsset` (approved to this
+    ///         contract) and sends the owner the collateral seized, unsold, with the debt
+    ///         not spent. Every step seizes `steps[0].collateralAsset`, which is not the debt
+    ///         asset. Reverts unless at least `minSeized` is seized: the collateral is worth
+    ///         the debt repaid plus the bonus at the pool's own prices, so the seizure alone
+    ///         tells whether the call pays its gas.
+    function liquidateKeeping(address debtAsset, uint256 amount, Step[] calldata steps, uint256 minSeized)
+        external
+        onlyOwner
+        returns (uint256 seized)
+    {
+        address collateral = steps.length == 0 ? debtAsset : steps[0].collateralAsset;
+        for (uint256 i = 1; i < steps.length; ++i) {
+            if (steps[i].collateralAsset != collateral) revert NotOneCollateral();
+        }
+        if (collateral == debtAsset) revert NotOneCollateral();
+        uint256 held = _balance(collateral);
+        _call(debtAsset, abi.encodeWithSelector(0x23b872dd, owner, address(this), amount)); // transferFrom
+        uint256 repaid = _liquidateAll(debtAsset, steps, amount, 0);
+        seized = _balance(collateral) - held;
+        if (seized < minSeized) revert InsufficientProfit(seized, minSeized);
+        _transfer(collateral, owner, seized);
+        if (repaid != amount) _transfer(debtAsset, owner, amount - repaid);
+        emit Kept(debtAsset, collateral, repaid, seized);
     }
 
     /// @notice Aave's flash-loan callback; only a loan this contract itself asked for runs.

@@ -458,6 +458,76 @@ async def test_funded_liquidation_returns_amount_plus_profit(setup: Setup) -> No
     await assert_empty(s)
 
 
+def kept_events(s: Setup, receipt: dict[str, Any]) -> list[dict[str, Any]]:
+    ev = LIQUIDATOR_ABI.event("Kept")
+    return [
+        ev.decode([bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:]))
+        for lg in receipt["logs"]
+        if lg["address"].lower() == s.liquidator.lower() and lg["topics"][0] == ev.topic0_hex
+    ]
+
+
+async def test_keeping_hands_over_the_collateral_and_the_unspent_debt(setup: Setup) -> None:
+    s, v = setup, setup.victim
+    a = v.exact(v.state, v.health_factor, MAX_UINT)
+    repay, seized = a.actual_debt_to_liquidate, a.collateral_to_liquidate
+    extra, spare = 1_000, 777  # approved and taken, but not spent; never approved
+    await s.sc.fund(OWNER, v.debt_symbol, repay + extra + spare)
+    await s.sc.send(OWNER, s.debt_asset, ERC20.fn("approve"), s.liquidator, repay + extra)
+    before, pools = await s.holdings(OWNER), await s.pair_reserves()
+
+    plan = replace(plan_of(s, [(repay, a)], repay + extra), keep=True)
+    receipt = await send(s, OWNER, s.liquidator, encode_liquidate(plan, seized), ts=v.ts)
+    assert to_int(receipt["status"]) == 1, decode_revert(await call_output(s, receipt))
+    print(f"\ngas used, 1-step keep liquidation: {to_int(receipt['gasUsed'])}")
+
+    after = await s.holdings(OWNER)
+    assert after[v.debt_symbol] == before[v.debt_symbol] - repay
+    assert after["WETH"] == before["WETH"] + seized
+    assert LIQUIDATOR_ABI.fn("liquidateKeeping").decode_one(await call_output(s, receipt)) == seized
+    assert kept_events(s, receipt) == [
+        {"debtAsset": s.debt_asset.lower(), "collateralAsset": s.weth.lower(),
+         "repaid": repay, "seized": seized}
+    ]  # fmt: skip
+    assert liquidated_events(s, receipt) == []
+    assert await s.pair_reserves() == pools  # nothing sold
+    assert await allowance(s, s.debt_asset, OWNER, s.liquidator) == 0
+    assert await user_state(s) == v.after(v.state, a)
+    await assert_empty(s)
+
+
+async def test_keeping_reverts_below_the_minimum_seizure(setup: Setup) -> None:
+    s, v = setup, setup.victim
+    a = v.exact(v.state, v.health_factor, MAX_UINT)
+    repay, seized = a.actual_debt_to_liquidate, a.collateral_to_liquidate
+    await s.sc.fund(OWNER, v.debt_symbol, repay)
+    await s.sc.send(OWNER, s.debt_asset, ERC20.fn("approve"), s.liquidator, repay)
+    before = await s.holdings(OWNER)
+    plan = replace(plan_of(s, [(repay, a)], repay), keep=True)
+    receipt = await send(s, OWNER, s.liquidator, encode_liquidate(plan, seized + 1), ts=v.ts)
+    assert to_int(receipt["status"]) == 0
+    assert decode_revert(await call_output(s, receipt)) == (
+        f"InsufficientProfit(profit={seized}, min={seized + 1})"
+    )
+    assert await s.holdings(OWNER) == before
+    assert await user_state(s) == v.state
+
+
+async def test_keeping_takes_one_collateral_other_than_the_debt(setup: Setup) -> None:
+    s, v = setup, setup.victim
+    a = v.exact(v.state, v.health_factor, MAX_UINT)
+    repay = a.actual_debt_to_liquidate
+    plan = replace(plan_of(s, [(repay, a)], repay), keep=True)
+    other = replace(plan.steps[0], collateral_asset=s.debt_asset)
+    for steps in ((plan.steps[0], other), (other,)):
+        data = encode_liquidate(replace(plan, steps=steps), 0)
+        assert await revert_reason(s, OWNER, s.liquidator, data) == "NotOneCollateral()"
+    data = encode_liquidate(replace(plan, keep=False), 0, funded=True)
+    keep = encode_liquidate(plan, 0)
+    assert data[:4] != keep[:4]
+    assert await revert_reason(s, STRANGER, s.liquidator, keep) == "NotOwner()"
+
+
 async def test_two_steps_on_one_user(setup: Setup) -> None:
     s, v = setup, setup.victim
     full = v.exact(v.state, v.health_factor, MAX_UINT)

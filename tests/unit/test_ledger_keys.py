@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,32 @@ def test_ledger_records_settles_and_exports(tmp_path: Path) -> None:
     parsed = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert int(parsed[0]["realized_profit"]) == BIG
     assert parsed[1]["outcome"] == "raced"
+
+
+def test_a_keep_row_counts_its_profit_in_the_collateral(tmp_path: Path) -> None:
+    kept = dataclasses.replace(plan(5 * 10**17), swaps=(), flash_premium=0, keep=True)
+    with Ledger(tmp_path / "bot.db") as ledger:
+        ledger.record(plan(), 100, Outcome.SENT)
+        ledger.record(kept, 100, Outcome.SENT)
+        assert [r.profit_asset for r in ledger.rows()] == [DAI, WETH]
+
+
+def test_a_ledger_from_before_keep_plans_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    with Ledger(path) as ledger:
+        row = ledger.record(plan(), 100, Outcome.SENT)
+    with sqlite3.connect(path) as db:  # as an older liqbot left it
+        db.execute("ALTER TABLE ledger DROP COLUMN profit_asset")
+    with Ledger(path) as ledger:
+        (old,) = ledger.rows()
+        assert (old.id, old.profit_asset, old.predicted_profit) == (row, DAI, BIG)
+        ledger.update(row, Outcome.WON, realized_profit=BIG)
+        kept = dataclasses.replace(plan(5 * 10**17), swaps=(), keep=True)
+        ledger.record(kept, 101, Outcome.SENT)
+        assert [(r.outcome, r.profit_asset) for r in ledger.rows()] == [
+            ("won", DAI),
+            ("sent", WETH),
+        ]
 
 
 def test_signer_from_env_never_shows_the_key() -> None:

@@ -155,6 +155,19 @@ def test_ledgers_of_several_instances_coexist(pg_url: str) -> None:
         b.close()
 
 
+def test_a_ledger_from_before_keep_plans_gains_the_column(pg_url: str) -> None:
+    from test_ledger_keys import DAI, plan
+
+    a = writer(pg_url, A)
+    try:
+        row = Ledger(a, instance="0xSignerA").record(plan(), 100, Outcome.SENT)
+        a._db.execute("ALTER TABLE ledger DROP COLUMN profit_asset")  # an older liqbot's
+        (old,) = Ledger(a, instance="0xSignerA").rows()
+        assert (old.id, old.profit_asset) == (row, DAI)
+    finally:
+        a.close()
+
+
 def test_connection_errors_mask_the_password() -> None:
     url = "postgresql://bot:s3cret@127.0.0.1:1/liqbot"
     assert mask_url(url) == "postgresql://***@127.0.0.1:1/liqbot"

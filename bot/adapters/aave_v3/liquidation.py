@@ -22,7 +22,7 @@ from bot.api import AdapterPlugin, BlockRef, LiquidationAdapter, LiquidationPlan
 from bot.execution.liquidator import encode_liquidate
 from bot.multicall import Read
 from bot.rpc import JsonRpcClient
-from strategies.api import CloseFactorRules, StrategyInput
+from strategies.api import CloseFactorRules, InventoryUse, StrategyInput
 
 log = logging.getLogger(__name__)
 _POOL = load_abi("Pool")
@@ -30,6 +30,8 @@ _POOL = load_abi("Pool")
 # Measured on the devnet: 540k gas for one flash liquidation + swap, 662k for two.
 GAS_UNITS_BASE = 420_000
 GAS_UNITS_PER_STEP = 122_000
+# A keep plan (no flash loan, no swap): 471k for one liquidation.
+GAS_UNITS_KEEP_BASE = 350_000
 
 
 class AaveV3Liquidation(LiquidationAdapter):
@@ -124,6 +126,9 @@ class AaveV3Liquidation(LiquidationAdapter):
             rules=self.rules,
             gas_units_base=GAS_UNITS_BASE,
             gas_units_per_step=GAS_UNITS_PER_STEP,
+            gas_units_keep_base=GAS_UNITS_KEEP_BASE,
+            inventory=terms.inventory,
+            inventory_use=InventoryUse(terms.inventory_use),
         )
 
     def calldata(self, plan: LiquidationPlan, min_profit: int) -> bytes:
