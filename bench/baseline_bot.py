@@ -46,6 +46,9 @@ UINT_MAX = 2**256 - 1
 # Each bot's ETH for gas in the race benches, the same for both: liqbot's bids spend about
 # 0.25 ETH a liquidation at 20,000 borrowers, which ran a 100 ETH account dry.
 ETH_FOR_GAS = 1_000 * 10**18
+# Whole units of every reserve token the baseline holds to repay with (liqbot too, when
+# the race runs it with an inventory).
+INVENTORY_TOKENS = 10**9
 _POOL = load_abi("Pool")
 _ERC20 = load_abi("ERC20")
 _ORACLE = load_abi("AaveOracle")
@@ -101,7 +104,7 @@ class BaselineBot:
     async def close(self) -> None:
         await self.rpc.close()
 
-    async def fund(self, setup_rpc: JsonRpcClient, whole_tokens: int = 10**9) -> None:
+    async def fund(self, setup_rpc: JsonRpcClient, whole_tokens: int = INVENTORY_TOKENS) -> None:
         """Set-up (not counted): ETH for gas, every reserve token, and pool approvals."""
         sc = Scenario(setup_rpc, self.manifest)
         await sc.fund_eth(self.address, ETH_FOR_GAS)

@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from baseline_bot import ETH_FOR_GAS, BaselineBot, BaselineProcess
+from baseline_bot import ETH_FOR_GAS, INVENTORY_TOKENS, BaselineBot, BaselineProcess
 
 from bot.abi import load_abi
 from bot.api import BlockRef
@@ -64,6 +64,7 @@ CACHE = Path(".cache/devnet")
 # pools deepen with the market, as DEX liquidity does with a lending market's size.
 _POOL_DEPTH_PER_2K = DeployOptions().pool_depth_usd
 _POOL = load_abi("Pool")
+_ERC20 = load_abi("ERC20")
 _LIQ_EVENT = _POOL.event("LiquidationCall")
 _FEED = load_abi("SettableAggregator").fn("setAnswer")
 _ORACLE = load_abi("AaveOracle").fn("getAssetPrice")
@@ -93,7 +94,11 @@ def liqbot(
         database,
         overrides={
             "chain": {"rpc_url": url, "ws_url": url.replace("http://", "ws://")},
-            "strategy": {"block_time_s": a.block_time, "max_plans_per_block": a.max_plans},
+            "strategy": {
+                "block_time_s": a.block_time,
+                "max_plans_per_block": a.max_plans,
+                "inventory": a.inventory,
+            },
             "executor": {
                 "bid_share": str(a.bid_share),
                 **({"max_gas_in_flight": a.gas_in_flight} if a.gas_in_flight else {}),
@@ -144,11 +149,25 @@ async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 await setup.call(
                     "anvil_setBalance", [bot.executor.signer.address, hex(ETH_FOR_GAS)]
                 )
+                if a.inventory != "off":
+                    await _stock(setup, m, bot)
                 result = await _race(setup, bot, base, m, a)
         out.update(result)
     finally:
         net.stop()
     return out
+
+
+async def _stock(setup: JsonRpcClient, m: Manifest, bot: BotService) -> None:
+    """liqbot's inventory for keep plans: what the baseline holds (every reserve token,
+    ``INVENTORY_TOKENS`` whole units), approved to its liquidator."""
+    signer, liquidator = bot.executor.signer, bot.executor.settings.liquidator
+    assert signer is not None and liquidator is not None
+    sc = Scenario(setup, m)
+    for r in m.reserves:
+        await sc.fund(signer.address, r.symbol, INVENTORY_TOKENS * 10**r.decimals)
+        await sc.send(signer.address, r.address, _ERC20.fn("approve"), liquidator, 2**256 - 1)
+    await sc.chain.auto_impersonate(False)
 
 
 async def _race(
@@ -288,6 +307,7 @@ async def _race(
         Counter(att.reason[:80] for _, _, att in sends if att.outcome != Outcome.SENT)
     )
     res["bid_share"] = a.bid_share
+    res["inventory"] = a.inventory
     return res
 
 
@@ -472,6 +492,9 @@ def print_report(runs: list[dict[str, Any]], mem: dict[str, Any] | None) -> None
             f"{nxt} of {len(got)} updates (blocks: {', '.join(map(str, got))})"
         )
     print("\n## Race (same chain; who executes each LiquidationCall)\n")
+    for r in runs:
+        print(f"- {r['borrowers']:,} borrowers: liqbot's strategy.inventory {r['inventory']}")
+    print()
     print(
         "| borrowers | update | liqbot bid share | liquidatable at update | liquidations | "
         "liqbot | baseline | users first liquidated by liqbot | of the users liqbot planned |"
@@ -551,6 +574,12 @@ if __name__ == "__main__":
     )
     ap.add_argument(
         "--bid-share", type=float, default=0.0, help="liqbot executor.bid_share (0: fixed tip)"
+    )
+    ap.add_argument(
+        "--inventory",
+        choices=["off", "fallback", "best"],
+        default="off",
+        help="liqbot strategy.inventory; not off: it holds the baseline's tokens",
     )
     ap.add_argument(
         "--pool-depth-usd",

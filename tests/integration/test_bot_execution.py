@@ -705,3 +705,67 @@ async def test_a_crash_head_leaves_its_later_batches_to_a_newer_head(
         won = [r for r in bot.ledger.rows()[: len(rows)] if r.outcome == Outcome.WON]
         assert len(won) == len(rows), [(r.outcome, r.reason) for r in bot.ledger.rows()]
         assert all(r.realized_profit == r.predicted_profit for r in won)
+
+
+async def test_inventory_takes_what_no_sale_pays_for_and_keeps_the_collateral(
+    fork: AnvilProcess, fork_rpc: JsonRpcClient, tmp_path: Path, crashed: tuple[Manifest, Scenario]
+) -> None:
+    """``strategy.inventory = "fallback"``: with the WETH pools 15% under the oracle, no
+    sale of seized WETH pays; the owner's stablecoins repay those users instead and the
+    WETH is handed over unsold, each transaction exactly as predicted."""
+    m, sc = crashed
+    weth = m.reserve("WETH").address
+    price = await sc.price("WETH")
+    await sc.set_price("WETH", price * 85 // 100)  # the pools follow...
+    await sc.set_price("WETH", price, align_pools=False)  # ...the oracle comes back
+    overrides = {"strategy": {"inventory": "fallback", "max_plans_per_block": 64}}
+    async with bot_mined_by_hand(fork, fork_rpc, m, tmp_path, overrides=overrides) as bot:
+        runner, signer = bot.runner, bot.executor.signer
+        assert signer is not None and bot.executor.settings.liquidator
+        owner, liquidator = signer.address, bot.executor.settings.liquidator
+        _, inp = await plan_now(bot, fork_rpc)
+        sold = runner.strategy.plan(inp)
+        assert all(not p.keep for p in sold)  # no inventory yet
+        assert all(p.steps[0].collateral_asset.lower() != weth.lower() for p in sold)
+        stables = {r.address.lower(): r.symbol for r in m.reserves if r.symbol in ("USDC", "DAI")}
+        stock = 10**30
+        await fork_rpc.call("evm_setAutomine", [True])
+        for asset, symbol in stables.items():
+            await sc.fund(owner, symbol, stock)
+            await sc.send(owner, asset, ERC20.fn("approve"), liquidator, MAX_UINT)
+        await sc.chain.auto_impersonate(False)
+        await fork_rpc.call("evm_setAutomine", [False])
+        _, inp = await plan_now(bot, fork_rpc)
+        planned = runner.strategy.plan(inp)
+        kept = [p for p in planned if p.keep]
+        assert len(kept) >= 5, [(p.user, p.net_profit_base) for p in planned]
+        assert {p.steps[0].collateral_asset.lower() for p in kept} == {weth.lower()}
+        assert {p.debt_asset.lower() for p in kept} <= set(stables)
+        for _ in range(6):
+            head = await head_of(fork_rpc)
+            report = await runner.handle(head)
+            if not report.attempts and bot.executor.in_flight == 0:
+                break
+            # At the time the plans were priced for: exact to the wei.
+            await sc.chain.set_next_timestamp(head.timestamp + BLOCK_TIME_S)
+            await sc.mine(1)
+        rows = bot.ledger.rows()
+    assert {r.outcome for r in rows} == {"won"}, [(r.outcome, r.reason) for r in rows]
+    keeps = [r for r in rows if r.profit_asset.lower() == weth.lower()]
+    assert {r.user for r in keeps} >= {p.user for p in kept}
+    for r in rows:
+        assert r.realized_profit == r.predicted_profit, r  # to the wei
+    for r in keeps:
+        assert r.swap_cost_base == r.flash_premium == 0 and r.realized_net_base > 0
+    balance = ERC20.fn("balanceOf")
+    got = await sc.chain.call(weth, balance, owner)
+    assert got == sum(r.realized_profit for r in keeps)  # the owner held no WETH before
+    for asset in stables:
+        repaid = sum(r.debt_repaid for r in keeps if r.debt_asset.lower() == asset)
+        earned = sum(
+            r.realized_profit for r in rows if r.debt_asset.lower() == asset and r not in keeps
+        )
+        assert await sc.chain.call(asset, balance, owner) == stock - repaid + earned
+    async with devnet_bot(fork.url, m, tmp_path / "check.db", live=False) as check:
+        _, inp = await plan_now(check, fork_rpc)
+        assert check.runner.strategy.plan(inp) == []  # nothing left that a sale pays for
