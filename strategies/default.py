@@ -37,7 +37,7 @@ from bot.adapters.aave_v3.health import (
     ReserveState,
     liquidation_amounts,
 )
-from bot.adapters.aave_v3.math import percent_mul
+from bot.adapters.aave_v3.math import PERCENTAGE_FACTOR, percent_mul
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import LiquidationPlan, LiquidationStep, SwapLeg
 from strategies.aave_liquidation import (
@@ -159,21 +159,18 @@ class _Pair:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A liquidatable user's pairs, each with its net profit bound, best bound first, and
-    the user's best ``keep`` plan (already exact) when the inventory may be used."""
+    """A liquidatable user's pairs, each with its net profit bound, best bound first: for
+    flash-loan plans, and for keep plans when the inventory may be used."""
 
     user: str
     position: UserPosition
     health_factor: int
     options: list[tuple[int, _Pair, Terms]]
-    keep: _Candidate | None
+    keeps: list[tuple[int, _Pair, Terms]]
 
     @property
     def bound(self) -> int:
-        bounds = [self.options[0][0]] if self.options else []
-        if self.keep is not None:
-            bounds.append(self.keep.net_profit_base)
-        return max(bounds)
+        return max(o[0][0] for o in (self.options, self.keeps) if o)
 
 
 class DefaultStrategy:
@@ -240,11 +237,9 @@ class DefaultStrategy:
             if terms is not None:
                 options.append((self._net_bound(pair, terms), pair, terms))
         options.sort(key=lambda o: (-o[0], o[1].order))
-        keep = None
-        if round_.inp.inventory_use is not InventoryUse.OFF:
-            keep = _keep_candidate(round_, position, account, two_steps=self.two_steps)
-        prepared = _Prepared(user, position, account.health_factor, options, keep)
-        if (not options and keep is None) or prepared.bound < round_.inp.min_profit_base:
+        keeps = _keep_options(round_, position, account)
+        prepared = _Prepared(user, position, account.health_factor, options, keeps)
+        if (not options and not keeps) or prepared.bound < round_.inp.min_profit_base:
             return None
         return prepared
 
@@ -253,23 +248,49 @@ class DefaultStrategy:
 
         Pairs are visited best upper bound first, so that the plans found early rule
         out the pairs (and second calls) that cannot beat them without searching them.
-        The keep plan competes from the start under ``InventoryUse.BEST`` (where it
-        usually rules out every sale), and under ``FALLBACK`` only when no sale pays.
+        Keep plans compete from the start under ``InventoryUse.BEST`` (where they usually
+        rule out every sale), and under ``FALLBACK`` only when no sale pays.
         """
         inp = round_.inp
-        keep = prepared.keep
-        best = keep if inp.inventory_use is InventoryUse.BEST else None
+        best = None
+        if inp.inventory_use is InventoryUse.BEST:
+            best = self._best_keep(prepared)
         for bound, pair, terms in prepared.options:
             if not pair.may_beat(best, bound, 1):
                 continue
             for candidate in self._candidates(pair, prepared.position, terms, best):
                 if candidate.profit >= 0 and (best is None or candidate.key() > best.key()):
                     best = candidate
-        if keep is not None and (best is None or best.net_profit_base < inp.min_profit_base):
-            best = keep
+        if inp.inventory_use is InventoryUse.FALLBACK and (
+            best is None or best.net_profit_base < inp.min_profit_base
+        ):
+            best = self._best_keep(prepared)
         if best is None or best.net_profit_base < inp.min_profit_base:
             return None
         return _build_plan(inp, prepared.user, prepared.position, prepared.health_factor, best)
+
+    def _best_keep(self, prepared: _Prepared) -> _Candidate | None:
+        """The user's best keep plan: one call, or two (see ``_first_of_two``), on each
+        keep pair its bound does not rule out."""
+        best: _Candidate | None = None
+        for bound, pair, t in prepared.keeps:
+            if not pair.may_beat(best, bound, 1):
+                continue
+            inp = pair.inp
+            cap = inp.inventory_of(t.debt.asset)
+            found = [_kept(pair, ((t, a),)) for a in [_keep_call(t, cap)] if a is not None]
+            # The bound nets one call's gas; a second call costs more.
+            gas = inp.gas_cost_base(inp.gas_units(2, keep=True))
+            two_bound = bound + inp.gas_cost_base(inp.gas_units(1, keep=True)) - gas
+            if self.two_steps and pair.may_beat(best, two_bound, 2):
+                first = _first_of_two(pair, prepared.position, t)
+                a2 = None if first is None else _keep_call(first[1], cap - first[0].debt_repaid)
+                if first is not None and a2 is not None:
+                    found.append(_kept(pair, ((t, first[0]), (first[1], a2))))
+            for candidate in found:
+                if best is None or candidate.key() > best.key():
+                    best = candidate
+        return best
 
     def _net_bound(self, pair: _Pair, t: Terms) -> int:
         """Upper bound on the net profit of any plan on the pair (see ``_linear_bound``)."""
@@ -344,16 +365,18 @@ def _pairs(round_: _Round, position: UserPosition) -> list[_Pair]:
     return pairs
 
 
-def _keep_candidate(
-    round_: _Round, position: UserPosition, account: AccountData, *, two_steps: bool
-) -> _Candidate | None:
-    """The user's best ``keep`` plan: one call, or two (see ``_second_call``), repaying
-    from the inventory, on the pair (collateral other than the debt) whose kept
-    collateral is worth the most above the debt repaid, net of gas."""
+def _keep_options(
+    round_: _Round, position: UserPosition, account: AccountData
+) -> list[tuple[int, _Pair, Terms]]:
+    """The position's keep pairs (collateral other than a debt the inventory holds) with
+    their net profit bounds (``_keep_bound``), best first; none when inventory is off."""
     inp = round_.inp
+    if inp.inventory_use is InventoryUse.OFF:
+        return []
     collaterals, borrowed = _reserves(inp, position)
     debts = [r for r in borrowed if inp.inventory_of(r.asset) > 0]
-    best: _Candidate | None = None
+    gas_cost = inp.gas_cost_base(inp.gas_units(1, keep=True))
+    options: list[tuple[int, _Pair, Terms]] = []
     order = _KEEP_ORDER
     for collateral in collaterals:
         for debt in debts:
@@ -362,21 +385,32 @@ def _keep_candidate(
             order += 1
             pair = _Pair(round_, order, collateral.id, debt.id, None, None)
             t = pair.terms(position, account)
-            if t is None:
-                continue
-            cap = inp.inventory_of(debt.asset)
-            found = [_kept(pair, ((t, a),)) for a in [_keep_call(t, cap)] if a is not None]
-            if two_steps:
-                first = _first_of_two(pair, position, t)
-                if first is not None:
-                    a1, t2 = first
-                    a2 = _keep_call(t2, cap - a1.debt_repaid)
-                    if a2 is not None:
-                        found.append(_kept(pair, ((t, a1), (t2, a2))))
-            for candidate in found:
-                if best is None or candidate.key() > best.key():
-                    best = candidate
-    return best
+            if t is not None:
+                bound = _keep_bound(t, inp.inventory_of(debt.asset)) - gas_cost
+                options.append((bound, pair, t))
+    options.sort(key=lambda o: (-o[0], o[1].order))
+    return options
+
+
+def _keep_bound(t: Terms, cap: int) -> int:
+    """Upper bound on the value (base) of any keep plan on the pair of ``t`` repaying at
+    most ``cap`` in one or two calls.
+
+    Uncapped, a call seizes ``percentMul(repaid·Pd/Pc, bonus)``: its collateral is worth
+    at most ``bonus`` times the debt repaid, plus half a collateral unit. Capped, the
+    pool recomputes the debt from the seizure the same way. So the value, ``seized·Pc -
+    repaid·Pd``, is at most ``(bonus - 1)`` times the debt repaid and ``(bonus - 1) /
+    bonus`` times the collateral seized, each plus a collateral unit's worth and the
+    floors; the calls together repay at most the reserve debt (and ``cap``) and seize at
+    most the balance. The protocol fee only takes from the seizure.
+    """
+    extra = t.bonus - PERCENTAGE_FACTOR
+    if extra <= 0:
+        return 0
+    debt_base = -(-min(cap, t.reserve_debt) * t.debt_price // t.debt_unit)
+    balance_base = -(-t.balance * t.collateral_price // t.collateral_unit)
+    slack = 2 * (-(-t.collateral_price // t.collateral_unit) + 3)
+    return min(debt_base * extra // PERCENTAGE_FACTOR, balance_base * extra // t.bonus) + slack
 
 
 def _kept(pair: _Pair, steps: tuple[Step, ...]) -> _Candidate:

@@ -113,7 +113,7 @@ class InFlight:
 
     row: int
     user: str  # lower-case
-    profit: int  # expected, debt-asset units
+    profit: int  # expected, profit-asset units
     profit_base: int
     nonce: int
     tx_hash: str
@@ -178,7 +178,7 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Simulation:
-    """A plan's transaction as the node ran it: ``profit`` (debt-asset units the owner
+    """A plan's transaction as the node ran it: ``profit`` (profit-asset units the owner
     would receive) and ``gas`` when it succeeds, the decoded revert reason when not."""
 
     plan: LiquidationPlan
@@ -1300,14 +1300,15 @@ def _base(wei: int, gas: GasContext) -> int:
 
 
 def _value(profit: int, profit_base: int, tokens: int) -> int:
-    """Base-currency value of ``tokens`` of a plan's debt asset, at the plan's price
-    (its ``profit`` tokens are worth ``profit_base``)."""
+    """Base-currency value of ``tokens`` of a plan's profit asset, at the plan's price
+    (its ``profit`` tokens are worth ``profit_base``; for a keep plan, the collateral
+    seized, worth the bonus above the debt it repays, which grows with it)."""
     return tokens * profit_base // profit if profit > 0 else 0
 
 
 def _break_even_tokens(plan: LiquidationPlan, need_base: int) -> int:
-    """The contract's minProfit: debt-asset tokens worth ``need_base`` (the gas plus the
-    minimum profit).
+    """The contract's minProfit (a keep plan's minSeized): profit-asset tokens worth
+    ``need_base`` (the gas plus the minimum profit).
 
     Anything less and the transaction would lose money once included (e.g. when an
     earlier transaction moved the pool): the contract reverts instead.

@@ -28,10 +28,12 @@ from test_strategy import (
     weth_dai,
 )
 
+import strategies.default as default_module
 from bot.adapters.aave_v3.health import liquidation_amounts
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import LiquidationPlan
 from bot.execution.sequencing import PlanSequence
+from strategies.aave_liquidation import Indexes, build_terms
 from strategies.api import InventoryUse, PairQuote, StrategyInput
 from strategies.default import DefaultStrategy
 
@@ -218,3 +220,49 @@ def test_a_sequence_replans_keep_plans_the_inventory_no_longer_covers() -> None:
     seq.spend(a)
     (only,) = seq.take(2)
     assert only.user == "a" and only.flash_amount == stock - a.flash_amount
+
+
+@pytest.mark.parametrize("use", [InventoryUse.FALLBACK, InventoryUse.BEST])
+@pytest.mark.parametrize("stock", [10**21, 10**40])
+def test_keep_bounds_only_skip_work(
+    use: InventoryUse, stock: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the keep bounds disabled every user and pair is priced: the same plans."""
+    inp = make_input(
+        mixed_book(),
+        pairs=deep_pairs(2_000_000, (WETH, USDC, DAI)),
+        inventory={DAI.asset.lower(): stock, USDC.asset.lower(): stock},
+        inventory_use=use,
+        emode_prices=None,
+    )
+    bounded = DefaultStrategy().plan(inp)
+    assert any(p.keep and len(p.steps) == 2 for p in bounded) or stock < 10**30
+    monkeypatch.setattr(default_module, "_keep_bound", lambda t, cap: 10**80)
+    assert DefaultStrategy().plan(inp) == bounded
+
+
+def test_every_keep_plan_is_within_its_bound() -> None:
+    inp = make_input(
+        mixed_book(),
+        pairs={},
+        inventory={DAI.asset.lower(): 10**40, USDC.asset.lower(): 10**40},
+        inventory_use=InventoryUse.BEST,
+    )
+    plans = DefaultStrategy().plan(inp)
+    assert len(plans) == 40
+    for plan in plans:
+        p = inp.positions[plan.user]
+        t = build_terms(
+            market=inp.market,
+            position=p,
+            account=account(inp, p),
+            collateral_id=inp.market.by_asset(plan.steps[0].collateral_asset).id,
+            debt_id=inp.market.by_asset(plan.debt_asset).id,
+            ts=inp.ts,
+            rules=inp.rules,
+            emode_prices=inp.emode_prices,
+            indexes=Indexes(inp.ts),
+        )
+        assert t is not None
+        bound = default_module._keep_bound(t, 10**40)
+        assert plan.profit_base <= bound
