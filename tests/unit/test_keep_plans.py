@@ -24,12 +24,12 @@ from test_strategy import (
     max_amounts,
     position,
     random_book,
+    reference,
     replay,
     weth_dai,
 )
 
 import strategies.default as default_module
-from bot.adapters.aave_v3.health import liquidation_amounts
 from bot.adapters.aave_v3.state import UserPosition
 from bot.api import LiquidationPlan
 from bot.execution.sequencing import PlanSequence
@@ -55,17 +55,7 @@ def replay_keep(inp: StrategyInput, plan: LiquidationPlan) -> None:
         assert (step.collateral_asset, step.debt_asset) == (collateral.asset, debt.asset)
         hf = account(inp, p).health_factor
         assert hf < WAD
-        ref = liquidation_amounts(
-            health_factor=hf,
-            collateral_reserve=collateral,
-            debt_reserve=debt,
-            user_collateral=p.reserves[collateral.id],
-            user_debt=p.reserves[debt.id],
-            user_emode=p.emode,
-            emode_categories=inp.market.emode_categories,
-            debt_to_cover=step.debt_to_cover,
-            ts=inp.ts,
-        )
+        ref = reference(inp, p, collateral, debt, hf, step.debt_to_cover)
         # Taken as passed: the owner hands over exactly what the pool pulls.
         assert ref.actual_debt_to_liquidate == step.debt_to_cover
         assert ref.collateral_to_liquidate == step.collateral_seized

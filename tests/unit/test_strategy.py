@@ -196,18 +196,7 @@ def replay(inp: StrategyInput, user_position: UserPosition, plan: LiquidationPla
         if inp.rules is CloseFactorRules.V3_3:
             cover = min(cover, v33_cap(inp, p, collateral, debt))
             hf = min(hf, CLOSE_FACTOR_HF_THRESHOLD)  # the reference then caps at 100%
-        ref = liquidation_amounts(
-            health_factor=hf,
-            collateral_reserve=collateral,
-            debt_reserve=debt,
-            user_collateral=p.reserves[collateral.id],
-            user_debt=p.reserves[debt.id],
-            user_emode=p.emode,
-            emode_categories=inp.market.emode_categories,
-            debt_to_cover=cover,
-            ts=TS,
-            emode_prices=inp.emode_prices,
-        )
+        ref = reference(inp, p, collateral, debt, hf, cover)
         assert (ref.collateral_to_liquidate, ref.liquidation_protocol_fee_amount) == (
             step.collateral_seized,
             step.protocol_fee,
@@ -356,15 +345,27 @@ def max_amounts(
     inp: StrategyInput, p: UserPosition, collateral: ReserveState, debt: ReserveState
 ) -> LiquidationAmounts:
     """``liquidation_amounts`` at the largest allowed ``debtToCover`` (V3_0)."""
+    return reference(inp, p, collateral, debt, account(inp, p).health_factor, UINT256_MAX)
+
+
+def reference(
+    inp: StrategyInput,
+    p: UserPosition,
+    collateral: ReserveState,
+    debt: ReserveState,
+    health_factor: int,
+    cover: int,
+) -> LiquidationAmounts:
+    """``health.liquidation_amounts`` of one call on ``p``."""
     return liquidation_amounts(
-        health_factor=account(inp, p).health_factor,
+        health_factor=health_factor,
         collateral_reserve=collateral,
         debt_reserve=debt,
         user_collateral=p.reserves[collateral.id],
         user_debt=p.reserves[debt.id],
         user_emode=p.emode,
         emode_categories=inp.market.emode_categories,
-        debt_to_cover=UINT256_MAX,
+        debt_to_cover=cover,
         ts=TS,
         emode_prices=inp.emode_prices,
     )
