@@ -16,6 +16,14 @@ if it nets more. Plans are ranked by ``net_profit_base`` (profit minus gas, in b
 currency); equal ones keep the order (user, collateral, debt), and a one-call plan wins
 over an equal two-call plan.
 
+With ``StrategyInput.inventory_use`` not ``OFF``, a user may instead get a *keep* plan
+(``LiquidationPlan.keep``): one or two calls repaid from the owner's own debt tokens
+(``StrategyInput.inventory``), the collateral handed over unsold and valued at the
+oracle's price. Its value grows with the amount, so each call repays the most the pool and
+the inventory allow; keep pairs are ranked by a cheap bound (``_keep_bound``) and priced
+only when they may win: under ``BEST`` against every sale, under ``FALLBACK`` only for a
+user no sale pays for.
+
 Base-currency figures floor every conversion (``amount * price // unit``) like the
 pool's own base values, at the prices the pool uses for the liquidation (e-mode price
 source where applicable). Each ledger field is floored separately, so
@@ -82,7 +90,7 @@ class _Call:
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     """A priced plan for one (user, collateral, debt): one or two calls and one swap, or
-    (``keep``) one call repaid from the owner's inventory, the collateral kept."""
+    (``keep``) one or two calls repaid from the owner's inventory, the collateral kept."""
 
     order: int  # the pair's rank in (collateral, debt) address order
     steps: tuple[Step, ...]
