@@ -133,10 +133,13 @@ class SqliteDatabase(Database):
             + ")"
         )
         # A ledger written by an older liqbot gets the columns added since, empty.
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
+        have = self._ledger_columns()
         for c in columns:
             if c not in have:
                 self._db.execute(f"ALTER TABLE ledger ADD COLUMN {c} TEXT NOT NULL DEFAULT ''")
+
+    def _ledger_columns(self) -> set[str]:
+        return {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
 
     def ledger_insert(self, values: Mapping[str, str]) -> int:
         names = ", ".join(values)
@@ -156,7 +159,10 @@ class SqliteDatabase(Database):
     def ledger_select(self, columns: Sequence[str]) -> Iterator[Sequence[str | int]]:
         if self.read_only and not self._has("ledger"):
             return iter(())
-        return iter(self._db.execute(f"SELECT {', '.join(columns)} FROM ledger ORDER BY id"))
+        # Read-only, an older ledger is not given the newer columns: they read as empty.
+        have = self._ledger_columns()
+        picked = [c if c in have else "''" for c in columns]
+        return iter(self._db.execute(f"SELECT {', '.join(picked)} FROM ledger ORDER BY id"))
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 
 from bot.api import LiquidationPlan, LiquidationStep, SwapLeg
+from bot.db.api import open_database
 from bot.errors import ConfigError
 from bot.execution.keys import Signer, load_signer
 from bot.ledger import Ledger, Outcome
@@ -84,6 +85,8 @@ def test_a_ledger_from_before_keep_plans_gains_the_column(tmp_path: Path) -> Non
         row = ledger.record(plan(), 100, Outcome.SENT)
     with sqlite3.connect(path) as db:  # as an older liqbot left it
         db.execute("ALTER TABLE ledger DROP COLUMN profit_asset")
+    with Ledger(open_database(str(path), read_only=True)) as reader:  # `liqbot ledger`
+        assert [r.profit_asset for r in reader.rows()] == [DAI]
     with Ledger(path) as ledger:
         (old,) = ledger.rows()
         assert (old.id, old.profit_asset, old.predicted_profit) == (row, DAI, BIG)
