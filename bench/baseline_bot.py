@@ -58,6 +58,16 @@ _BALANCE = _ERC20.fn("balanceOf")
 _PRICE = _ORACLE.fn("getAssetPrice")
 
 
+async def stock(setup_rpc: JsonRpcClient, manifest: Manifest, holder: str, spender: str) -> None:
+    """Set-up (not counted): ``INVENTORY_TOKENS`` whole units of every reserve token for
+    ``holder``, all approved to ``spender``."""
+    sc = Scenario(setup_rpc, manifest)
+    for r in manifest.reserves:
+        await sc.fund(holder, r.symbol, INVENTORY_TOKENS * 10**r.decimals)
+        await sc.send(holder, r.address, _ERC20.fn("approve"), spender, UINT_MAX)
+    await sc.chain.auto_impersonate(False)
+
+
 @dataclass(frozen=True, slots=True)
 class BaselineSettings:
     poll_interval_s: float = 0.1
@@ -104,16 +114,10 @@ class BaselineBot:
     async def close(self) -> None:
         await self.rpc.close()
 
-    async def fund(self, setup_rpc: JsonRpcClient, whole_tokens: int = INVENTORY_TOKENS) -> None:
+    async def fund(self, setup_rpc: JsonRpcClient) -> None:
         """Set-up (not counted): ETH for gas, every reserve token, and pool approvals."""
-        sc = Scenario(setup_rpc, self.manifest)
-        await sc.fund_eth(self.address, ETH_FOR_GAS)
-        for r in self.manifest.reserves:
-            await sc.fund(self.address, r.symbol, whole_tokens * 10**r.decimals)
-            await sc.send(
-                self.address, r.address, _ERC20.fn("approve"), self.manifest.aave.pool, UINT_MAX
-            )
-        await sc.chain.auto_impersonate(False)
+        await Scenario(setup_rpc, self.manifest).fund_eth(self.address, ETH_FOR_GAS)
+        await stock(setup_rpc, self.manifest, self.address, self.manifest.aave.pool)
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

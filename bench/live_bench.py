@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from baseline_bot import ETH_FOR_GAS, INVENTORY_TOKENS, BaselineBot, BaselineProcess
+from baseline_bot import ETH_FOR_GAS, BaselineBot, BaselineProcess, stock
 
 from bot.abi import load_abi
 from bot.api import BlockRef
@@ -64,7 +64,6 @@ CACHE = Path(".cache/devnet")
 # pools deepen with the market, as DEX liquidity does with a lending market's size.
 _POOL_DEPTH_PER_2K = DeployOptions().pool_depth_usd
 _POOL = load_abi("Pool")
-_ERC20 = load_abi("ERC20")
 _LIQ_EVENT = _POOL.event("LiquidationCall")
 _FEED = load_abi("SettableAggregator").fn("setAnswer")
 _ORACLE = load_abi("AaveOracle").fn("getAssetPrice")
@@ -149,25 +148,16 @@ async def scenario(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 await setup.call(
                     "anvil_setBalance", [bot.executor.signer.address, hex(ETH_FOR_GAS)]
                 )
-                if a.inventory != "off":
-                    await _stock(setup, m, bot)
+                if a.inventory != "off":  # what the baseline holds, for keep plans
+                    assert bot.executor.settings.liquidator is not None
+                    await stock(
+                        setup, m, bot.executor.signer.address, bot.executor.settings.liquidator
+                    )
                 result = await _race(setup, bot, base, m, a)
         out.update(result)
     finally:
         net.stop()
     return out
-
-
-async def _stock(setup: JsonRpcClient, m: Manifest, bot: BotService) -> None:
-    """liqbot's inventory for keep plans: what the baseline holds (every reserve token,
-    ``INVENTORY_TOKENS`` whole units), approved to its liquidator."""
-    signer, liquidator = bot.executor.signer, bot.executor.settings.liquidator
-    assert signer is not None and liquidator is not None
-    sc = Scenario(setup, m)
-    for r in m.reserves:
-        await sc.fund(signer.address, r.symbol, INVENTORY_TOKENS * 10**r.decimals)
-        await sc.send(signer.address, r.address, _ERC20.fn("approve"), liquidator, 2**256 - 1)
-    await sc.chain.auto_impersonate(False)
 
 
 async def _race(
