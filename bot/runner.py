@@ -64,7 +64,6 @@ class RunSettings:
     block_time_s: int
     priority_fee_wei: int
     max_consecutive_failures: int = 20
-    inventory_use: str = "off"  # ``strategy.inventory``
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +123,7 @@ class Runner:
         settings: RunSettings,
         inventory: Inventory | None = None,
     ) -> None:
-        """``inventory``: the owner's tokens keep plans may use (``settings.inventory_use``
-        not "off")."""
+        """``inventory``: the owner's tokens keep plans may use (None: no keep plans)."""
         self.rpc = rpc
         self.indexer = indexer
         self.adapter = adapter
@@ -448,7 +446,7 @@ class Runner:
             native_price_base=gas.native_price_base,
             min_profit_base=s.min_profit_base,
             inventory=held,
-            inventory_use=s.inventory_use if self.inventory is not None else "off",
+            inventory_use="off" if self.inventory is None else self.inventory.use,
         )
         return self.adapter.planning_input(scan, targets, pairs, terms)
 

@@ -166,7 +166,7 @@ def inventory(
         log.warning("strategy.inventory needs executor.liquidator and its owner: not used")
         return None
     mc = adapter.multicall or Multicall(rpc, settings.market.multicall3)
-    return Inventory(mc, owner, liquidator)
+    return Inventory(mc, owner, liquidator, settings.strategy.inventory)
 
 
 @dataclass(slots=True)
@@ -249,7 +249,6 @@ async def open_bot(
                     block_time_s=st.block_time_s,
                     priority_fee_wei=int(ex.priority_fee_gwei * gwei),
                     max_consecutive_failures=settings.run.max_consecutive_failures,
-                    inventory_use=st.inventory,
                 ),
                 inventory=inventory(svc.rpc, adapter, settings, owner, checked.liquidator),
             )

@@ -21,10 +21,12 @@ _ALLOWANCE = _ERC20.fn("allowance")
 
 
 class Inventory:
-    def __init__(self, multicall: Multicall, owner: str, liquidator: str) -> None:
+    def __init__(self, multicall: Multicall, owner: str, liquidator: str, use: str) -> None:
+        """``use``: how plans may use it (``strategy.inventory``: "fallback", "best")."""
         self.mc = multicall
         self.owner = owner
         self.liquidator = liquidator
+        self.use = use
 
     async def read(self, assets: Sequence[str], block: int | str) -> dict[str, int]:
         """Lower-case asset -> what the liquidator may take from the owner at ``block``.
