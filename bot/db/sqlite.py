@@ -159,10 +159,11 @@ class SqliteDatabase(Database):
     def ledger_select(self, columns: Sequence[str]) -> Iterator[Sequence[str | int]]:
         if self.read_only and not self._has("ledger"):
             return iter(())
-        # Read-only, an older ledger is not given the newer columns: they read as empty.
-        have = self._ledger_columns()
-        picked = [c if c in have else "''" for c in columns]
-        return iter(self._db.execute(f"SELECT {', '.join(picked)} FROM ledger ORDER BY id"))
+        if self.read_only:
+            # An older ledger is not given the newer columns here: they read as empty.
+            have = self._ledger_columns()
+            columns = [c if c in have else "''" for c in columns]
+        return iter(self._db.execute(f"SELECT {', '.join(columns)} FROM ledger ORDER BY id"))
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)

@@ -87,7 +87,6 @@ class PlanSequence:
         self.strategy = strategy
         self.inp = inp
         self.pairs = dict(inp.pairs)
-        self.inventory: dict[str, int] = dict(getattr(inp, "inventory", {}))
         self._versions: dict[_PoolKey, int] = {}  # commits that moved each pool
         self._tie = count()
         self._heap: list[tuple[tuple[int, str], int, LiquidationPlan, dict[_PoolKey, int]]] = []
@@ -118,7 +117,7 @@ class PlanSequence:
         """Priced against the pools as they are, and (a keep plan) still covered by the
         inventory left: a plan that fits a smaller inventory than it was priced with is
         the same plan."""
-        if plan.keep and self.inventory.get(plan.debt_asset.lower(), 0) < plan.flash_amount:
+        if plan.keep and self.inp.inventory.get(plan.debt_asset.lower(), 0) < plan.flash_amount:
             return False
         return all(self._versions.get(k, 0) == v for k, v in seen.items())
 
@@ -161,9 +160,10 @@ class PlanSequence:
         pool they are priced against)."""
         if not plan.keep:
             return
+        left = dict(self.inp.inventory)
         asset = plan.debt_asset.lower()
-        self.inventory[asset] = max(0, self.inventory.get(asset, 0) - plan.flash_amount)
-        self.inp = replace(self.inp, inventory=dict(self.inventory))
+        left[asset] = max(0, left.get(asset, 0) - plan.flash_amount)
+        self.inp = replace(self.inp, inventory=left)
 
     def take(self, limit: int) -> list[LiquidationPlan]:
         """Up to ``limit`` plans, each priced after the ones before it (all committed)."""
